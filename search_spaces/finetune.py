@@ -1,0 +1,13 @@
+"""Search space of the single-stage baselines (finetune, finetune++, scratch, frozen).
+
+Only the stage-2 optimiser is searched: learning rate around the task's default (MoNA
+Tables 9 and 11) and weight decay.
+"""
+from __future__ import annotations
+
+from search_spaces.common import optimizer_space
+
+
+def space(trial, defaults: dict) -> dict | None:
+    optimizer_space(trial, "stage2_", defaults["lr"])
+    return None

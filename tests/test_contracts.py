@@ -1,0 +1,165 @@
+"""Registry-driven contracts: every registered method, task and backbone, with no edit here."""
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import math
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+import trainables
+from trainables.base import BASE_RESULT_KEYS, TrialConfig, TwoStageTrainable
+from trainables.metrics import get_metric
+from trainables.registry import (
+    REGISTERING_MODULES,
+    Registry,
+    get_backbone,
+    get_method,
+    get_task,
+    list_backbones,
+    list_methods,
+    list_tasks,
+)
+from tuner.spec import SweepSpec
+
+REPO = Path(__file__).resolve().parents[1]
+TOY = dict(task="test_toy_task", scale="mini", backbone="test_efficientnet", init="random")
+
+
+def sample_config(method: str, data_dir: Path, seed: int = 0, **spec_kwargs) -> dict:
+    """A complete trial config: the sweep's constants plus one sample of the method's space."""
+    resolved = SweepSpec(method=method, data_dir=str(data_dir), seed=seed, **{**TOY, **spec_kwargs}).resolve()
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed)).ask()
+    extra = get_method(method).space(trial, defaults=resolved.defaults) or {}
+    return {**resolved.trial_constants(), **trial.params, **extra}
+
+
+@pytest.mark.parametrize("method", list_methods(include_hidden=True))
+def test_space_is_picklable_and_samples_a_valid_config(method, tmp_path):
+    space = functools.partial(get_method(method).space, defaults={"lr": 1e-3})
+    assert pickle.loads(pickle.dumps(space)).func is get_method(method).space
+    config = sample_config(method, tmp_path)
+    cfg = get_method(method).trainable.config_class.from_config(config)
+    assert cfg.task == "test_toy_task"
+
+
+@pytest.mark.parametrize("method", list_methods(include_hidden=True))
+def test_steps_report_fixed_keys_and_resume_exactly(method, tmp_path):
+    config = sample_config(method, tmp_path)
+    config["stage2_epochs"] = 2
+    trainable_cls = get_method(method).trainable
+    a = trainable_cls(config=config)
+    first = a.train()
+    expected = set(BASE_RESULT_KEYS) | set(trainable_cls.loss_part_keys)
+    assert expected <= set(first)
+    ckpt = a.save(str(tmp_path / "ckpt"))
+    second = a.train()
+    assert {k for k in second if k in expected} == expected
+    assert second["finished"] and math.isfinite(second["test_metric"])
+
+    b = trainable_cls(config=config)
+    b.restore(ckpt)
+    again = b.train()
+    for key in ("train_loss", "val_metric", "test_metric", "best_val_metric", "lr"):
+        assert again[key] == second[key], key
+    a.stop(), b.stop()
+
+
+@pytest.mark.parametrize("method", list_methods(include_hidden=True))
+def test_method_docstring_cites_a_paper(method):
+    module = inspect.getmodule(get_method(method).trainable)
+    assert module.__doc__ and ("arXiv" in module.__doc__ or "ICML" in module.__doc__)
+    assert "Deviations" in module.__doc__
+
+
+@pytest.mark.parametrize("task", list_tasks(include_hidden=True))
+def test_task_metric_and_loss_exist(task):
+    spec = get_task(task)
+    assert get_metric(spec.metric).mode in ("min", "max")
+    assert spec.output in ("classification", "dense") and spec.modality in ("1d", "2d")
+    paper_defaults = {"lr", "weight_decay", "batch_size", "epochs", "optimizer"}
+    assert paper_defaults <= set(spec.defaults)
+    if spec.has_mini:
+        assert paper_defaults <= set(spec.defaults["mini"])
+
+
+@pytest.mark.parametrize("backbone", list_backbones(include_hidden=True))
+def test_backbone_stem_names_exist(backbone):
+    spec = get_backbone(backbone)
+    cfg = __import__("timm").models.get_pretrained_cfg(spec.timm_id.split(".")[0])
+    assert cfg is not None, spec.timm_id
+    assert spec.layout in ("nhwc", "nchw", "nld")
+
+
+def test_frozen_method_leaves_the_encoder_untouched(tmp_path):
+    config = sample_config("frozen", tmp_path)
+    t = get_method("frozen").trainable(config=config)
+    before = {k: v.clone() for k, v in t.model.encoder.state_dict().items()}
+    embedder_before = [p.clone() for p in t.model.embedder.parameters()]
+    t.train()
+    for k, v in t.model.encoder.state_dict().items():
+        assert torch.equal(v, before[k]), k  # weights and BatchNorm statistics
+    assert any(not torch.equal(a, b) for a, b in zip(embedder_before, t.model.embedder.parameters()))
+
+
+def test_config_refuses_missing_and_unknown_keys(tmp_path):
+    config = sample_config("finetune", tmp_path)
+    with pytest.raises(ValueError, match=r"missing keys \['stage2_lr'\]"):
+        TrialConfig.from_config({k: v for k, v in config.items() if k != "stage2_lr"})
+    with pytest.raises(ValueError, match=r"unknown keys \['lr'\]"):
+        TrialConfig.from_config({**config, "lr": 0.1})
+
+
+def test_diverging_trial_reports_diverged_and_stops(tmp_path):
+    config = {**sample_config("finetune", tmp_path), "stage2_lr": 1e30, "optimizer": "sgd"}
+    t = get_method("finetune").trainable(config=config)
+    results = [t.train() for _ in range(2)]
+    last = next(r for r in results if r["diverged"] or r["finished"])
+    assert last["diverged"] and last["done"] and not last["finished"]
+    assert math.isnan(last["val_metric"])
+
+
+def test_registry_lookup_suggests_the_closest_name():
+    with pytest.raises(KeyError, match="Did you mean 'spherical'"):
+        get_task("spherial")
+    with pytest.raises(KeyError, match="Registered: .*finetune"):
+        get_method("fine-tune-all")
+    registry = Registry("thing")
+    registry.add("a", object())
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.add("a", object())
+
+
+def test_hidden_fixtures_are_not_offered():
+    assert "test_toy_task" not in list_tasks() and "test_toy_task" in list_tasks(include_hidden=True)
+    assert "test_efficientnet" not in list_backbones()
+
+
+def test_every_trainable_module_is_registered():
+    """A module defining a Trainable must be in REGISTERING_MODULES (import-to-register)."""
+    for path in (REPO / "trainables").glob("*.py"):
+        module = importlib.import_module(f"trainables.{path.stem}")
+        defines = [c for _, c in inspect.getmembers(module, inspect.isclass)
+                   if issubclass(c, TwoStageTrainable) and c.__module__ == module.__name__
+                   and c is not TwoStageTrainable]
+        if defines:
+            assert module.__name__ in REGISTERING_MODULES, module.__name__
+            registered = {get_method(m).trainable for m in list_methods(include_hidden=True)}
+            assert set(defines) <= registered
+
+
+def test_imports_flow_one_way():
+    code = ("import sys, trainables.registry as r; r.list_methods(); "
+            "import search_spaces.finetune; "
+            "assert 'tuner' not in sys.modules, 'trainables imported tuner'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+    code = "import sys, search_spaces.finetune, search_spaces.common; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+    assert trainables.__doc__

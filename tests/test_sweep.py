@@ -1,0 +1,80 @@
+"""The sweep end to end: CLI validation, a real Tune sweep of real trainables into the store."""
+from __future__ import annotations
+
+import pytest
+
+from tuner import experiment, store
+from tuner.spec import SweepSpec
+from tuner.sweep import main
+
+TOY = dict(task="test_toy_task", scale="mini", backbone="test_efficientnet", init="random")
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--task", "spherial", "--method", "finetune"], "Did you mean 'spherical'"),
+    (["--task", "spherical", "--method", "fintune"], "Did you mean 'finetune'"),
+    (["--task", "spherical", "--method", "finetune", "--backbone", "swin_b"], "Unknown backbone 'swin_b'"),
+    (["--task", "spherical", "--method", "finetune", "--num-samples", "0"], "--num-samples is out of range"),
+    (["--task", "spherical", "--method", "finetune", "--weights", "/nonexistent.pth"], "no such file"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
+    assert main(argv + ["--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_paper_scale_names_the_missing_file(tmp_path):
+    with pytest.raises(ValueError, match=r"s2_cifar100\.gz.*--scale mini"):
+        SweepSpec(task="spherical", method="finetune", scale="paper", data_dir=str(tmp_path)).resolve()
+
+
+def test_auto_scale_falls_back_in_one_line(tmp_path, caplog):
+    resolved = SweepSpec(task="spherical", method="finetune", data_dir=str(tmp_path)).resolve()
+    assert resolved.scale == "mini" and resolved.backbone == "tf_efficientnet_lite0"
+    assert "s2_cifar100.gz not in" in resolved.fallback_reason
+    assert any("embedded default" in r.message for r in caplog.records)
+
+
+def test_auto_scale_uses_paper_data_and_weights_when_present(tmp_path):
+    (tmp_path / "s2_cifar100.gz").write_bytes(b"")
+    weights = tmp_path / "swin.pth"
+    weights.write_bytes(b"")
+    resolved = SweepSpec(task="spherical", method="finetune", data_dir=str(tmp_path),
+                         weights=str(weights)).resolve()
+    assert resolved.scale == "paper" and resolved.backbone.startswith("swin_base")
+    assert resolved.trial_constants()["weights_path"] == str(weights)
+
+
+@pytest.mark.ray
+def test_gpu_request_without_gpus_is_refused(ray_local, tmp_path):
+    resolved = SweepSpec(method="finetune", data_dir=str(tmp_path), gpus_per_trial=0.5, **TOY).resolve()
+    with pytest.raises(ValueError, match="--gpus-per-trial 0.5 asked for, but the Ray cluster has 0 GPUs"):
+        experiment.check_resources(resolved)
+
+
+@pytest.mark.ray
+def test_sweep_fills_the_store_with_completed_and_pruned_trials(ray_local, tmp_path):
+    spec = SweepSpec(method="finetune", data_dir=str(tmp_path / "data"), num_samples=8, max_epochs=4,
+                     storage=str(tmp_path / "results"), name="toy", seed=1, **TOY)
+    resolved = spec.resolve()
+    results = experiment.build_tuner(resolved).fit()
+    assert results.num_errors == 0
+    trials = store.read_trials(resolved.storage, "toy")
+    history = store.read_history(resolved.storage, "toy")
+    assert len(trials) == 8 and trials["trial_id"].is_unique
+    statuses = set(trials["status"])
+    assert {"completed", "pruned"} <= statuses, statuses
+    assert (trials["method"] == "finetune").all() and (trials["scale"] == "mini").all()
+    assert (trials["backbone"] == "test_efficientnet").all()
+    # one history row per (trial, iteration), matching each trial's iteration count
+    assert not history.duplicated(["trial_id", "iteration"]).any()
+    per_trial = history.groupby("trial_id")["iteration"].max()
+    assert (per_trial.loc[trials["trial_id"]].values == trials["iterations"].values).all()
+    completed = trials[trials["status"] == "completed"]
+    assert (completed["iterations"] == 4).all() and completed["test_metric"].notna().all()
+    pruned = trials[trials["status"] == "pruned"]
+    assert (pruned["iterations"] < 4).all() and pruned["test_metric"].isna().all()
+    # real, differing validation metrics, and the store's best equals the history's minimum
+    assert history["val_metric"].nunique() > 1
+    best = history.groupby("trial_id")["val_metric"].min()
+    assert (best.loc[trials["trial_id"]].values == trials["best_val_metric"].values).all()

@@ -1,0 +1,327 @@
+"""The shared two-stage Trainable: every method is a stage plan on this base.
+
+One ``step()`` is one epoch of the current stage. Stage 1 (methods that have one: Emb, ORCA,
+MoNA) trains a subset of the model with the method's objective; stage 2 fine-tunes with the
+task loss (Eq. 1 of the MoNA paper). Every result carries the same keys, the validation
+metric included in stage 1, so that ASHA, Optuna and the Parquet store see one schema.
+
+Model selection: the validation split (carved from the training data) picks the stage-2
+epoch whose weights are scored on the test split, once, when the plan finishes.
+Checkpoints hold the model, optimizer, LR schedule, stage position, best weights and RNG
+states, so a restored trial continues bit-for-bit (on the same device and thread count).
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, fields
+from typing import Iterator
+
+import numpy as np
+import torch
+from ray import tune
+
+from trainables.losses.task import TASK_LOSSES
+from trainables.metrics import get_metric
+from trainables.models.backbones import create_source_model
+from trainables.models.crossmodal import build_model
+from trainables.registry import get_backbone, get_task
+from trainables.tasks.data import load_task
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "state.pt"
+OPTIMIZERS = ("adamw", "sgd")
+BASE_RESULT_KEYS = (
+    "stage", "stage_name", "epoch", "stage_epoch", "train_loss", "val_metric", "best_val_metric",
+    "test_metric", "lr", "samples_per_s", "diverged", "finished",
+)
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything one trial reads. Built from the flat Tune config; no key is optional.
+
+    The sweep supplies the constants (``SweepSpec.trial_constants``) and the search space
+    the sampled values; a missing or unknown key is an error, never a silent default.
+    """
+
+    task: str
+    backbone: str
+    scale: str  # "mini" | "paper", resolved by the driver
+    data_root: str
+    data_seed: int
+    val_fraction: float
+    max_train_samples: int  # 0 = all training samples
+    seed: int
+    encoder_init: str  # "pretrained" | "random"
+    embedder_init: str  # "source" | "random"
+    freeze_encoder: bool
+    weights_path: str  # "" = the backbone's default location
+    optimizer: str
+    batch_size: int
+    stage2_lr: float
+    stage2_weight_decay: float
+    stage2_epochs: int
+    num_threads: int
+
+    @classmethod
+    def from_config(cls, config: dict) -> "TrialConfig":
+        """Parse a Tune config, refusing missing and unknown keys.
+
+        Raises:
+            ValueError: naming the missing or unknown keys.
+        """
+        names = {f.name for f in fields(cls)}
+        missing, unknown = sorted(names - config.keys()), sorted(config.keys() - names)
+        if missing or unknown:
+            raise ValueError(
+                f"{cls.__name__}: missing keys {missing}, unknown keys {unknown}. "
+                f"Expected exactly: {', '.join(sorted(names))}"
+            )
+        cfg = cls(**config)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        for name in ("batch_size", "stage2_epochs", "num_threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class Stage:
+    index: int  # 1 or 2
+    name: str
+    epochs: int
+
+
+def select_device() -> torch.device:
+    """CUDA when Ray assigned this trial a GPU, else CPU.
+
+    Raises:
+        RuntimeError: when Ray assigned GPU ids but torch sees no CUDA device.
+    """
+    import ray
+
+    gpu_ids = ray.get_gpu_ids() if ray.is_initialized() else []
+    if not gpu_ids:
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            f"Ray gave this trial GPU ids {gpu_ids} (CUDA_VISIBLE_DEVICES="
+            f"{os.environ.get('CUDA_VISIBLE_DEVICES')!r}) but torch {torch.__version__} finds no "
+            "CUDA device: install a CUDA build of torch on this node or run with --gpus-per-trial 0."
+        )
+    return torch.device("cuda")
+
+
+def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=0.9)
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+
+
+class TwoStageTrainable(tune.Trainable):
+    """Base of every method. Subclasses with a stage 1 set ``stage1_name`` and implement
+    ``stage1_optimizer`` and ``stage1_epoch``; they may report ``loss_part_keys``."""
+
+    config_class: type[TrialConfig] = TrialConfig
+    stage1_name: str | None = None
+    loss_part_keys: tuple[str, ...] = ()
+
+    # ---- Tune API -------------------------------------------------------------------------
+    def setup(self, config: dict) -> None:
+        self._build(config)
+
+    def reset_config(self, new_config: dict) -> bool:
+        self._build(new_config)
+        return True
+
+    def step(self) -> dict:
+        stage = self.plan[self.stage_idx]
+        start = time.perf_counter()
+        parts = self.stage1_epoch() if stage.index == 1 else self.train_epoch()
+        elapsed = time.perf_counter() - start
+        self.stage_epoch += 1
+        self.epoch += 1
+        diverged = not math.isfinite(parts["train_loss"])
+        val = float("nan") if diverged else self.evaluate("val")
+        if stage.index == 2 and not diverged and self._improves(val):
+            self.best_val = val
+            self.best_state = copy.deepcopy(self.model.state_dict())
+        stage_done = self.stage_epoch >= stage.epochs
+        finished = stage_done and self.stage_idx == len(self.plan) - 1 and not diverged
+        test = self._final_test() if finished else float("nan")
+        result = {
+            "stage": stage.index, "stage_name": stage.name, "epoch": self.epoch,
+            "stage_epoch": self.stage_epoch, "train_loss": float(parts["train_loss"]),
+            "val_metric": val, "best_val_metric": self.best_val, "test_metric": test,
+            "lr": self.optimizer.param_groups[0]["lr"], "samples_per_s": parts["samples"] / max(elapsed, 1e-9),
+            "diverged": diverged, "finished": finished,
+        }
+        result.update({k: float(parts.get(k, float("nan"))) for k in self.loss_part_keys})
+        if diverged:
+            log.warning("trial %s diverged in stage %d epoch %d (loss %s)", self.trial_id, stage.index,
+                        self.stage_epoch, parts["train_loss"])
+        if stage_done and not finished and not diverged:
+            self.stage_idx += 1
+            self.stage_epoch = 0
+            self._enter_stage()
+        if diverged or finished:
+            result["done"] = True
+        return result
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "stage_idx": self.stage_idx, "stage_epoch": self.stage_epoch, "epoch": self.epoch,
+            "best_val": self.best_val, "best_state": self.best_state,
+            "torch_rng": torch.get_rng_state(), "data_rng": self.generator.get_state(),
+        }
+        torch.save(state, os.path.join(checkpoint_dir, CHECKPOINT_FILE))
+        return None
+
+    def load_checkpoint(self, checkpoint_dir: str) -> None:
+        path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.stage_idx, self.stage_epoch, self.epoch = state["stage_idx"], state["stage_epoch"], state["epoch"]
+        self._enter_stage()
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.best_val, self.best_state = state["best_val"], state["best_state"]
+        torch.set_rng_state(state["torch_rng"].cpu())
+        self.generator.set_state(state["data_rng"].cpu())
+
+    # ---- building ---------------------------------------------------------------------------
+    def _build(self, config: dict) -> None:
+        cfg = self.cfg = self.config_class.from_config(config)
+        torch.set_num_threads(cfg.num_threads)
+        torch.manual_seed(cfg.seed)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.device = select_device()
+        self.task = get_task(cfg.task)
+        self.metric = get_metric(self.task.metric)
+        self.loss_fn = TASK_LOSSES[self.task.loss]
+        self.data = load_task(cfg.task, cfg.data_root, cfg.scale, cfg.data_seed, cfg.val_fraction)
+        self.train_x, self.train_y = self._training_subset()
+        backbone = get_backbone(cfg.backbone)
+        source = create_source_model(backbone, cfg.encoder_init, cfg.weights_path or None)
+        built = build_model(source, backbone, self.data.input_shape, self.data.num_outputs,
+                            self.task.output, cfg.embedder_init)
+        self.model = built.model.to(self.device)
+        self.source_embedder = built.source_embedder.to(self.device)
+        self.plan = self.stage_plan()
+        self.stage_idx, self.stage_epoch, self.epoch = 0, 0, 0
+        self.best_val, self.best_state = float("nan"), None
+        self.setup_method()
+        self._enter_stage()
+
+    def _training_subset(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training arrays as tensors, optionally a seeded subset (CPU budgets)."""
+        x, y = self.data.x_train, self.data.y_train
+        n = self.cfg.max_train_samples
+        if 0 < n < len(x):
+            keep = np.random.default_rng(self.cfg.data_seed).permutation(len(x))[:n]
+            x, y = x[keep], y[keep]
+        return torch.as_tensor(x), torch.as_tensor(y)
+
+    def stage_plan(self) -> list[Stage]:
+        plan = [Stage(2, "finetune", self.cfg.stage2_epochs)]
+        if self.stage1_name is not None and self.cfg.stage1_epochs > 0:
+            plan.insert(0, Stage(1, self.stage1_name, self.cfg.stage1_epochs))
+        return plan
+
+    def setup_method(self) -> None:
+        """Hook for method state built once per trial (e.g. source surrogate data)."""
+
+    def _enter_stage(self) -> None:
+        """Set what trains in the current stage, its optimizer and its cosine LR schedule."""
+        stage = self.plan[self.stage_idx]
+        if stage.index == 1:
+            self.model.requires_grad_(False)
+            self.model.embedder.requires_grad_(True)
+            self.optimizer = self.stage1_optimizer()
+        else:
+            self.model.requires_grad_(True)
+            if self.cfg.freeze_encoder:
+                self.model.encoder.requires_grad_(False)
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            self.optimizer = make_optimizer(self.cfg.optimizer, params, self.cfg.stage2_lr,
+                                            self.cfg.stage2_weight_decay)
+        steps = stage.epochs * self.batches_per_epoch()
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(steps, 1))
+
+    # ---- training and evaluation --------------------------------------------------------------
+    def batches_per_epoch(self) -> int:
+        return math.ceil(len(self.train_x) / self.cfg.batch_size)
+
+    def train_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of shuffled training batches on the trial's device (seeded order)."""
+        order = torch.randperm(len(self.train_x), generator=self.generator)
+        for i in range(0, len(order), self.cfg.batch_size):
+            idx = order[i:i + self.cfg.batch_size]
+            yield self.train_x[idx].to(self.device), self.train_y[idx].to(self.device)
+
+    def set_train_mode(self) -> None:
+        """Train mode, except a frozen encoder stays in eval (its BatchNorm stats fixed)."""
+        self.model.train()
+        if self.cfg.freeze_encoder or self.plan[self.stage_idx].index == 1:
+            self.model.encoder.eval()
+
+    def train_epoch(self) -> dict:
+        """One epoch of the task loss (Eq. 1) over the trainable parameters."""
+        self.set_train_mode()
+        total, seen = 0.0, 0
+        for x, y in self.train_batches():
+            loss = self.loss_fn(self.model(x), y)
+            if not torch.isfinite(loss):
+                return {"train_loss": loss.item(), "samples": seen}
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            total += loss.item() * len(x)
+            seen += len(x)
+        return {"train_loss": total / seen, "samples": seen}
+
+    @torch.no_grad()
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        self.model.eval()
+        outs = []
+        for i in range(0, len(x), 2 * self.cfg.batch_size):
+            batch = torch.as_tensor(x[i:i + 2 * self.cfg.batch_size]).to(self.device)
+            outs.append(self.model(batch).float().cpu().numpy())
+        return np.concatenate(outs)
+
+    def evaluate(self, split: str) -> float:
+        x, y = getattr(self.data, f"x_{split}"), getattr(self.data, f"y_{split}")
+        return self.metric.fn(self.predict(x), y)
+
+    def _improves(self, val: float) -> bool:
+        if math.isnan(self.best_val):
+            return True
+        return val < self.best_val if self.metric.mode == "min" else val > self.best_val
+
+    def _final_test(self) -> float:
+        """Test metric of the best-validation stage-2 weights, computed once per trial."""
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        return self.evaluate("test")
+
+    # ---- stage-1 hooks (methods with a stage 1 implement these) ------------------------------
+    def stage1_optimizer(self) -> torch.optim.Optimizer:
+        raise NotImplementedError(f"{type(self).__name__} has no stage 1")
+
+    def stage1_epoch(self) -> dict:
+        raise NotImplementedError(f"{type(self).__name__} has no stage 1")

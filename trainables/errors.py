@@ -1,0 +1,13 @@
+"""Errors raised for user input: each message says what is wrong, the value, and the fix."""
+
+
+class DataError(ValueError):
+    """A data file is missing, malformed or of the wrong shape."""
+
+
+class MissingWeightsError(FileNotFoundError):
+    """Pretrained weights were asked for but are not on this machine."""
+
+
+class DivergedError(FloatingPointError):
+    """A loss became NaN or infinite."""

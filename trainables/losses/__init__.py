@@ -1,0 +1,1 @@
+"""Loss functions: the task losses here; method losses in their own modules."""

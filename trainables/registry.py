@@ -1,0 +1,178 @@
+"""Registries of methods, tasks and backbones: the names are the API.
+
+A registered name is what the CLI takes, what the Parquet store records and what test ids
+show. Each entry carries typed metadata (cf. timm's ``PretrainedCfg``) so that no code
+outside a task's, method's or backbone's own module branches on its name.
+
+Lookups fail helpfully: they list the registered names and the closest match.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generic, TypeVar
+
+SCALES = ("mini", "paper")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a task is: shapes, objective, metric and where its files live.
+
+    ``input_shape`` and ``num_outputs`` describe the paper-scale data; the embedded
+    ("mini") variant may differ and reports its own shapes in ``TaskData``.
+    ``loader(data_root, scale, seed)`` returns ``trainables.tasks.data.RawTask``.
+    """
+
+    name: str
+    modality: str  # "2d" | "1d"
+    output: str  # "classification" | "dense"
+    input_shape: tuple[int, ...]
+    num_outputs: int
+    loss: str  # key of trainables.losses.TASK_LOSSES
+    metric: str  # key of trainables.metrics.METRICS
+    data_files: tuple[str, ...]  # relative to data_root(); what paper scale needs
+    loader: Callable[..., Any]
+    paper: str
+    defaults: dict = field(default_factory=dict)  # stage-2 hyperparameters (lr, wd, batch, epochs)
+    has_mini: bool = False  # an embedded offline variant exists
+    hidden: bool = False  # test fixtures: registered but not offered by the CLI
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """A pretrained source model and how to split it into stem and body.
+
+    ``stem`` names the submodules the target embedder replaces (timm's patch embedding or
+    conv stem); everything after them up to the pooled features is the encoder.
+    ``input_size`` is the side the input is resized to (None: keep the task's native size).
+    ``layout`` is the body's output layout: "nhwc" (Swin), "nchw" (CNNs), "nld" (ViT).
+    ``create_pretrained(timm_id, weights_path, **create_kwargs)`` builds the pretrained model
+    offline (None: no pretrained weights exist, e.g. test fixtures).
+    """
+
+    name: str
+    timm_id: str
+    modality: str
+    stem: tuple[str, ...]
+    layout: str
+    input_size: int | None
+    create_pretrained: Callable[..., Any] | None
+    scale: str  # "paper" | "mini" | "test"
+    source_surrogate: str  # name of the labelled source data used by stage-1 methods
+    create_kwargs: dict = field(default_factory=dict)
+    hidden: bool = False
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method: its Trainable class, its search space and its fixed constants."""
+
+    name: str
+    trainable: type
+    space: Callable[..., Any]  # module-level define-by-run function from search_spaces/
+    constants: dict = field(default_factory=dict)  # method-defining config values
+    paper: str = ""
+    hidden: bool = False
+
+
+S = TypeVar("S")
+
+
+class Registry(Generic[S]):
+    """A name -> spec mapping that refuses duplicates and explains failed lookups."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, S] = {}
+
+    def add(self, name: str, spec: S) -> S:
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
+        self._entries[name] = spec
+        return spec
+
+    def get(self, name: str) -> S:
+        if name not in self._entries:
+            visible = self.names()
+            close = difflib.get_close_matches(name, visible, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise KeyError(
+                f"Unknown {self.kind} {name!r}. Registered: {', '.join(visible)}.{hint} "
+                f"See: python -m tuner list {self.kind}s"
+            )
+        return self._entries[name]
+
+    def names(self, include_hidden: bool = False) -> list[str]:
+        return sorted(n for n, s in self._entries.items() if include_hidden or not s.hidden)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+
+METHODS: Registry[MethodSpec] = Registry("method")
+TASKS: Registry[TaskSpec] = Registry("task")
+BACKBONES: Registry[BackboneSpec] = Registry("backbone")
+
+
+def register_task(name: str, **meta) -> Callable:
+    """Decorator for a loader function: ``@register_task("spherical", modality="2d", ...)``."""
+
+    def wrap(loader: Callable) -> Callable:
+        TASKS.add(name, TaskSpec(name=name, loader=loader, **meta))
+        return loader
+
+    return wrap
+
+
+def register_backbone(name: str, **meta) -> BackboneSpec:
+    return BACKBONES.add(name, BackboneSpec(name=name, **meta))
+
+
+def register_method(name: str, trainable: type, space: Callable, **meta) -> MethodSpec:
+    return METHODS.add(name, MethodSpec(name=name, trainable=trainable, space=space, **meta))
+
+
+def get_task(name: str) -> TaskSpec:
+    _ensure_registered()
+    return TASKS.get(name)
+
+
+def get_backbone(name: str) -> BackboneSpec:
+    _ensure_registered()
+    return BACKBONES.get(name)
+
+
+def get_method(name: str) -> MethodSpec:
+    _ensure_registered()
+    return METHODS.get(name)
+
+
+def list_tasks(include_hidden: bool = False) -> list[str]:
+    _ensure_registered()
+    return TASKS.names(include_hidden)
+
+
+def list_backbones(include_hidden: bool = False) -> list[str]:
+    _ensure_registered()
+    return BACKBONES.names(include_hidden)
+
+
+def list_methods(include_hidden: bool = False) -> list[str]:
+    _ensure_registered()
+    return METHODS.names(include_hidden)
+
+
+# Modules whose import registers entries; a new method/task/backbone module is added here.
+REGISTERING_MODULES = (
+    "trainables.finetune",
+    "trainables.models.backbones",
+    "trainables.tasks",
+)
+
+
+def _ensure_registered() -> None:
+    """Import the modules that register entries (explicit list, no directory scanning)."""
+    for module in REGISTERING_MODULES:
+        importlib.import_module(module)

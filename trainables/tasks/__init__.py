@@ -1,0 +1,3 @@
+"""Tasks: importing this package registers every task (explicit imports, no scanning)."""
+from trainables.tasks import spherical  # noqa: F401
+from trainables.tasks import toy  # noqa: F401

@@ -1,0 +1,75 @@
+"""Task data containers and the validation split shared by every task.
+
+Loaders return a ``RawTask`` (train and test as published); ``carve_validation`` turns it
+into a ``TaskData`` with a validation split taken from the training data. Model selection
+and ASHA use the validation split; the test split is scored once, at the end of a trial.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RawTask:
+    """Arrays as a loader read or generated them.
+
+    ``x_*``: float32 (N, C, H, W) for 2D tasks or (N, C, L) for 1D tasks.
+    ``y_*``: int64 (N,) class indices for classification, float32 arrays for dense targets.
+    ``source``: where the data came from, e.g. ``"file:s2_cifar100.gz"`` or
+    ``"generated:spherical-mnist(b=16,seed=0)"``; it is stored with every result.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_outputs: int
+    source: str
+
+
+@dataclass(frozen=True)
+class TaskData:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_outputs: int
+    source: str
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+
+def carve_validation(raw: RawTask, fraction: float, seed: int) -> TaskData:
+    """Split ``fraction`` of the training data off as a validation set (seeded permutation).
+
+    Raises:
+        ValueError: if ``fraction`` is not in (0, 1) or leaves an empty split.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {fraction}")
+    n = len(raw.x_train)
+    n_val = int(round(n * fraction))
+    if n_val < 1 or n_val >= n:
+        raise ValueError(f"val_fraction={fraction} of {n} training samples leaves an empty split")
+    perm = np.random.default_rng(seed).permutation(n)
+    val, train = perm[:n_val], perm[n_val:]
+    return TaskData(
+        x_train=raw.x_train[train], y_train=raw.y_train[train],
+        x_val=raw.x_train[val], y_val=raw.y_train[val],
+        x_test=raw.x_test, y_test=raw.y_test,
+        num_outputs=raw.num_outputs, source=raw.source,
+    )
+
+
+def load_task(name: str, data_root, scale: str, data_seed: int, val_fraction: float) -> TaskData:
+    """Read (or generate) task ``name`` at ``scale`` and carve its validation split."""
+    from trainables.registry import get_task
+
+    raw = get_task(name).loader(data_root, scale, data_seed)
+    return carve_validation(raw, val_fraction, data_seed)

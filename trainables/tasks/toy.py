@@ -1,0 +1,52 @@
+"""Tiny synthetic tasks for tests (hidden from the CLI): fast, offline, learnable.
+
+``test_toy_task``: 1x32x32 images, 4 classes; class c lights up quadrant c (plus noise).
+``test_toy_dense``: 1x32x32 inputs, the target is the input shifted by one pixel (dense).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from trainables.registry import register_task
+from trainables.tasks.data import RawTask
+
+SIDE = 32
+N_TRAIN, N_TEST = 320, 64
+TOY_DEFAULTS = {"lr": 1e-3, "weight_decay": 1e-4, "batch_size": 16, "epochs": 2, "optimizer": "adamw"}
+
+
+def _quadrant_images(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    y = rng.integers(0, 4, size=n)
+    x = rng.normal(0.0, 0.3, size=(n, 1, SIDE, SIDE)).astype(np.float32)
+    half = SIDE // 2
+    for c in range(4):
+        r, k = divmod(c, 2)
+        x[y == c, :, r * half:(r + 1) * half, k * half:(k + 1) * half] += 1.0
+    return x, y.astype(np.int64)
+
+
+@register_task(
+    "test_toy_task", modality="2d", output="classification", input_shape=(1, SIDE, SIDE),
+    num_outputs=4, loss="cross_entropy", metric="error_rate", data_files=(),
+    paper="test fixture", defaults={**TOY_DEFAULTS, "mini": TOY_DEFAULTS}, has_mini=True, hidden=True,
+)
+def load_toy_task(data_root: Path, scale: str, seed: int = 0) -> RawTask:
+    rng = np.random.default_rng(seed)
+    x_train, y_train = _quadrant_images(N_TRAIN, rng)
+    x_test, y_test = _quadrant_images(N_TEST, rng)
+    return RawTask(x_train, y_train, x_test, y_test, num_outputs=4, source=f"generated:toy(seed={seed})")
+
+
+@register_task(
+    "test_toy_dense", modality="2d", output="dense", input_shape=(1, SIDE, SIDE),
+    num_outputs=1, loss="mse", metric="relative_l2", data_files=(),
+    paper="test fixture", defaults={**TOY_DEFAULTS, "mini": TOY_DEFAULTS}, has_mini=True, hidden=True,
+)
+def load_toy_dense(data_root: Path, scale: str, seed: int = 0) -> RawTask:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(N_TRAIN + N_TEST, 1, SIDE, SIDE)).astype(np.float32)
+    y = np.roll(x, 1, axis=-1) + 0.1
+    return RawTask(x[:N_TRAIN], y[:N_TRAIN], x[N_TRAIN:], y[N_TRAIN:], num_outputs=1,
+                   source=f"generated:toy-dense(seed={seed})")

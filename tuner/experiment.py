@@ -1,0 +1,112 @@
+"""Experiment assembly: a ``ResolvedSpec`` becomes a ``ray.tune.Tuner``.
+
+TPE (Optuna, seeded, options explicit) proposes configurations from the method's
+define-by-run space; ASHA stops weak trials on the validation metric; every result and
+every trial's end goes to the Parquet store through ``ResultsStoreCallback``.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from pathlib import Path
+
+import optuna
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from trainables.metrics import get_metric
+from trainables.registry import get_method, get_task
+from tuner.spec import DATA_SEED, ResolvedSpec
+from tuner.store import ResultsStoreCallback
+
+log = logging.getLogger(__name__)
+
+METRIC = "val_metric"
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # DESIGN §8: keep local Ray on 127.0.0.1
+
+
+def start_ray(address: str | None, num_cpus: int | None = None) -> None:
+    """Attach to ``address`` (or $RAY_ADDRESS) or start a private local Ray on loopback."""
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+        return
+    for key, value in LOOPBACK_ENV.items():  # inherited by the Ray processes started below
+        os.environ.setdefault(key, value)
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False)
+
+
+def check_resources(resolved: ResolvedSpec) -> None:
+    """Refuse requests the cluster can never satisfy (they would stay PENDING forever).
+
+    Raises:
+        ValueError: naming the request and what the cluster has.
+    """
+    have = ray.cluster_resources()
+    spec = resolved.spec
+    if spec.gpus_per_trial > 0 and have.get("GPU", 0) < spec.gpus_per_trial:
+        raise ValueError(
+            f"--gpus-per-trial {spec.gpus_per_trial} asked for, but the Ray cluster has "
+            f"{have.get('GPU', 0):g} GPUs: run with --gpus-per-trial 0 or attach to a GPU cluster (--address)."
+        )
+    if have.get("CPU", 0) < spec.cpus_per_trial:
+        raise ValueError(f"--cpus-per-trial {spec.cpus_per_trial} exceeds the cluster's {have.get('CPU', 0):g} CPUs")
+
+
+def total_epochs(resolved: ResolvedSpec) -> int:
+    """Upper bound on a trial's iterations (stage 1 + stage 2), ASHA's ``max_t``."""
+    return resolved.stage2_epochs + int(resolved.method_constants.get("stage1_epochs_max", 0))
+
+
+def trial_dirname(trial) -> str:
+    """Short trial directory names (Ray's default embeds every config value)."""
+    return f"{trial.trainable_name}_{trial.trial_id}"
+
+
+def build_tuner(resolved: ResolvedSpec) -> tune.Tuner:
+    """The Tuner for ``resolved``; Ray must be initialised (``start_ray``)."""
+    spec = resolved.spec
+    method, task = get_method(spec.method), get_task(spec.task)
+    mode = get_metric(task.metric).mode
+    sampler = optuna.samplers.TPESampler(
+        seed=spec.seed, n_startup_trials=max(2, spec.num_samples // 4),
+        multivariate=True, constant_liar=True,  # explicit: Optuna 5 changed the defaults
+    )
+    searcher = OptunaSearch(
+        space=functools.partial(method.space, defaults=resolved.defaults),
+        metric=METRIC, mode=mode, sampler=sampler,
+    )
+    scheduler = ASHAScheduler(
+        time_attr="training_iteration", max_t=total_epochs(resolved),
+        grace_period=spec.grace_period, reduction_factor=spec.reduction_factor,
+    )
+    store = ResultsStoreCallback(resolved.storage, resolved.name, static=resolved.result_columns(),
+                                 metric=METRIC, mode=mode)
+    trainable = tune.with_resources(method.trainable, {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial})
+    return tune.Tuner(
+        trainable,
+        param_space=resolved.trial_constants(),
+        tune_config=tune.TuneConfig(
+            metric=METRIC, mode=mode, search_alg=searcher, scheduler=scheduler,
+            num_samples=spec.num_samples, max_concurrent_trials=spec.max_concurrent or None,
+            reuse_actors=True, trial_dirname_creator=trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=resolved.name, storage_path=resolved.storage, callbacks=[store],
+            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=1,
+                                                    checkpoint_at_end=True),
+            failure_config=tune.FailureConfig(max_failures=0),
+            verbose=1,
+        ),
+    )
+
+
+def prepare_data(resolved: ResolvedSpec) -> None:
+    """Generate the embedded data once on the driver, so trials only read the cache."""
+    if resolved.scale == "mini":
+        get_task(resolved.spec.task).loader(Path(resolved.data_root), "mini", DATA_SEED)

@@ -1,0 +1,180 @@
+"""``SweepSpec``: the one typed description of a sweep, from the CLI to the Tuner.
+
+The CLI only parses flags into a ``SweepSpec``; ``resolve()`` validates every name and
+choice and settles the scale (auto -> paper or mini) *before* Ray starts, so bad input
+fails in a second, not twenty minutes into a worker. Nothing below sees argparse.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainables.models.backbones import default_backbone, pretrained_available
+from trainables.paths import data_root
+from trainables.registry import SCALES, get_backbone, get_method, get_task
+
+log = logging.getLogger(__name__)
+
+SCALE_CHOICES = ("auto",) + SCALES
+INIT_CHOICES = ("pretrained", "random")
+DATA_SEED = 0  # generated datasets are the same for every trial and seed
+SMOKE_TEST = {"num_samples": 2, "max_epochs": 1, "max_train_samples": 128}
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A sweep as the user asked for it. ``resolve()`` returns a ``ResolvedSpec``."""
+
+    task: str
+    method: str
+    scale: str = "auto"
+    backbone: str | None = None
+    data_dir: str | None = None
+    init: str = "pretrained"
+    weights: str | None = None
+    num_samples: int = 8
+    max_epochs: int | None = None  # stage-2 epochs; None = the task's default for the scale
+    max_train_samples: int | None = None  # None = the task's default for the scale (0 = all)
+    val_fraction: float = 0.1
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int = 0  # 0 = as many as resources allow
+    grace_period: int = 1
+    reduction_factor: int = 2
+    storage: str = "results"
+    name: str | None = None
+    seed: int = 0
+    smoke_test: bool = False
+
+    def resolve(self) -> "ResolvedSpec":
+        """Validate names and ranges, settle scale and backbone, fill task defaults.
+
+        Raises:
+            KeyError: unknown task, method or backbone (with the closest registered name).
+            ValueError: an out-of-range number, an unknown choice, a missing paper-scale file.
+        """
+        spec = dataclasses.replace(self, **SMOKE_TEST) if self.smoke_test else self
+        task, method = get_task(spec.task), get_method(spec.method)
+        spec._check_ranges()
+        root = data_root(spec.data_dir)
+        scale, reason = spec._settle_scale(task, root)
+        if reason:
+            log.warning(reason)
+        backbone = get_backbone(spec.backbone or default_backbone(task.modality, scale))
+        if backbone.modality != task.modality:
+            raise ValueError(f"backbone {backbone.name!r} is {backbone.modality}, task {task.name!r} "
+                             f"is {task.modality}")
+        defaults = task.defaults["mini"] if scale == "mini" else task.defaults
+        return ResolvedSpec(
+            spec=spec, scale=scale, backbone=backbone.name, data_root=str(root),
+            defaults=defaults, fallback_reason=reason,
+            storage=_absolute_storage(spec.storage),
+            name=spec.name or f"{spec.task}-{spec.method}-{time.strftime('%Y%m%d-%H%M%S')}",
+            method_constants=dict(method.constants),
+        )
+
+    def _check_ranges(self) -> None:
+        if self.scale not in SCALE_CHOICES:
+            raise ValueError(f"--scale must be one of {SCALE_CHOICES}, got {self.scale!r}")
+        if self.init not in INIT_CHOICES:
+            raise ValueError(f"--init must be one of {INIT_CHOICES}, got {self.init!r}")
+        checks = [("--num-samples", self.num_samples >= 1), ("--cpus-per-trial", self.cpus_per_trial > 0),
+                  ("--gpus-per-trial", self.gpus_per_trial >= 0), ("--val-fraction", 0 < self.val_fraction < 1),
+                  ("--max-epochs", self.max_epochs is None or self.max_epochs >= 1),
+                  ("--grace-period", self.grace_period >= 1), ("--reduction-factor", self.reduction_factor >= 2)]
+        for flag, ok in checks:
+            if not ok:
+                raise ValueError(f"{flag} is out of range: {getattr(self, flag[2:].replace('-', '_'))}")
+        if self.weights and not Path(self.weights).expanduser().is_file():
+            raise ValueError(f"--weights {self.weights}: no such file")
+
+    def _settle_scale(self, task, root: Path) -> tuple[str, str]:
+        """(scale, fallback message). auto -> paper when its data and weights are present."""
+        missing = [f for f in task.data_files if not (root / f).is_file()]
+        if self.scale == "paper":
+            if missing:
+                raise ValueError(
+                    f"--scale paper: task {task.name!r} needs {', '.join(missing)} in {root}. "
+                    "Put the files there (or pass --data-dir), or use --scale mini for the embedded default."
+                )
+            return "paper", ""
+        if self.scale == "mini":
+            if not task.has_mini:
+                raise ValueError(f"task {task.name!r} has no embedded (mini) variant; use --scale paper")
+            return "mini", ""
+        paper_backbone = get_backbone(self.backbone or default_backbone(task.modality, "paper"))
+        weights_ok = self.init == "random" or pretrained_available(paper_backbone, self.weights)
+        if not missing and weights_ok:
+            return "paper", ""
+        if not task.has_mini:
+            raise ValueError(f"task {task.name!r} needs {', '.join(missing) or 'pretrained weights'} "
+                             f"and has no embedded variant")
+        lacking = (f"{', '.join(missing)} not in {root}" if missing
+                   else f"no local weights for {paper_backbone.name}")
+        return "mini", f"--scale auto: {lacking}; running the embedded default (mini scale) instead."
+
+
+@dataclass(frozen=True)
+class ResolvedSpec:
+    """A validated sweep: what ``build_tuner`` consumes."""
+
+    spec: SweepSpec
+    scale: str
+    backbone: str
+    data_root: str
+    defaults: dict
+    fallback_reason: str
+    storage: str
+    name: str
+    method_constants: dict
+
+    @property
+    def stage2_epochs(self) -> int:
+        return self.spec.max_epochs or self.defaults["epochs"]
+
+    def trial_constants(self) -> dict:
+        """The fixed part of every trial's config (plain JSON values)."""
+        s = self.spec
+        max_train = s.max_train_samples if s.max_train_samples is not None else self.defaults.get("max_train_samples", 0)
+        constants = {
+            "task": s.task, "backbone": self.backbone, "scale": self.scale, "data_root": self.data_root,
+            "data_seed": DATA_SEED, "val_fraction": s.val_fraction, "max_train_samples": max_train,
+            "seed": s.seed, "encoder_init": s.init, "embedder_init": "random", "freeze_encoder": False,
+            "weights_path": str(Path(s.weights).expanduser().resolve()) if s.weights else "",
+            "optimizer": self.defaults["optimizer"], "batch_size": self.defaults["batch_size"],
+            "stage2_epochs": self.stage2_epochs, "num_threads": max(1, int(s.cpus_per_trial)),
+        }
+        constants.update(self.method_constants)
+        return constants
+
+    def result_columns(self) -> dict:
+        """Static columns every stored trial row carries."""
+        return {"task": self.spec.task, "method": self.spec.method, "backbone": self.backbone,
+                "scale": self.scale, "code_version": code_version()}
+
+
+def _absolute_storage(storage: str) -> str:
+    return storage if "://" in storage else str(Path(storage).expanduser().resolve())
+
+
+def code_version() -> str:
+    """The package version plus the git commit when run from a checkout."""
+    import subprocess
+
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        v = version("crossmodal-tune")
+    except PackageNotFoundError:
+        v = "unknown"
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        sha = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"{v}+{sha}" if sha else v

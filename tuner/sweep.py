@@ -1,0 +1,133 @@
+"""``python -m tuner.sweep``: run a hyperparameter sweep of one method on one task.
+
+    python -m tuner.sweep --task spherical --method finetune            # embedded default on a CPU
+    python -m tuner.sweep --task spherical --method finetune --smoke-test
+    RAY_ADDRESS=... python -m tuner.sweep ... --gpus-per-trial 0.25 --storage /shared/results
+
+The CLI only parses flags into a ``SweepSpec``; everything else happens in ``tuner.spec``
+and ``tuner.experiment``. Errors in the input are one line and exit code 2 (``--debug``
+shows the traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+
+from tuner.spec import INIT_CHOICES, SCALE_CHOICES, SweepSpec
+
+log = logging.getLogger("tuner.sweep")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m tuner.sweep", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--task", required=True, help="task name (python -m tuner list tasks)")
+    p.add_argument("--method", required=True, help="method name (python -m tuner list methods)")
+    p.add_argument("--scale", default="auto", choices=SCALE_CHOICES,
+                   help="paper: benchmark files + paper backbone; mini: embedded default; auto: paper if present")
+    p.add_argument("--backbone", default=None, help="override the scale's default backbone")
+    p.add_argument("--data-dir", default=None, help="data root (default $CROSSMODAL_DATA or ~/.cache/crossmodal-tune/data)")
+    p.add_argument("--init", default="pretrained", choices=INIT_CHOICES, help="encoder initialisation")
+    p.add_argument("--weights", default=None, help="pretrained weight file for the backbone")
+    p.add_argument("--num-samples", type=int, default=8, help="number of trials")
+    p.add_argument("--max-epochs", type=int, default=None, help="stage-2 epochs (default: the task's)")
+    p.add_argument("--max-train-samples", type=int, default=None, help="training subset size, 0 = all")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="validation split carved from training data")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--gpus-per-trial", type=float, default=0.0)
+    p.add_argument("--max-concurrent", type=int, default=0, help="0 = as many as resources allow")
+    p.add_argument("--grace-period", type=int, default=1, help="ASHA: epochs before a trial can be stopped")
+    p.add_argument("--reduction-factor", type=int, default=2, help="ASHA reduction factor")
+    p.add_argument("--storage", default="results", help="results directory or URI (s3://, gs://)")
+    p.add_argument("--name", default=None, help="experiment name (default: <task>-<method>-<time>)")
+    p.add_argument("--address", default=None, help="Ray cluster address (default $RAY_ADDRESS, else local)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--smoke-test", action="store_true", help="2 trials, 1 epoch, 128 samples: a fast check")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p.parse_args(argv)
+
+
+def spec_from_args(args: argparse.Namespace) -> SweepSpec:
+    return SweepSpec(
+        task=args.task, method=args.method, scale=args.scale, backbone=args.backbone,
+        data_dir=args.data_dir, init=args.init, weights=args.weights, num_samples=args.num_samples,
+        max_epochs=args.max_epochs, max_train_samples=args.max_train_samples,
+        val_fraction=args.val_fraction, cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent,
+        grace_period=args.grace_period, reduction_factor=args.reduction_factor,
+        storage=args.storage, name=args.name, seed=args.seed, smoke_test=args.smoke_test,
+    )
+
+
+def run(spec: SweepSpec, address: str | None = None) -> int:
+    """Resolve, build and fit; print the best configuration and where results are.
+
+    Returns:
+        0 when every trial ended (completed, pruned or diverged), 1 if any errored or the
+        sweep was interrupted.
+    """
+    from tuner import experiment, store
+
+    resolved = spec.resolve()
+    log.info("sweep %s: task=%s method=%s scale=%s backbone=%s trials=%d", resolved.name, spec.task,
+             spec.method, resolved.scale, resolved.backbone, resolved.spec.num_samples)
+    experiment.prepare_data(resolved)
+    experiment.start_ray(address)
+    experiment.check_resources(resolved)
+    results = experiment.build_tuner(resolved).fit()
+    trials = store.read_trials(resolved.storage, resolved.name)
+    summarise(resolved, trials)
+    incomplete = results.num_errors > 0 or len(trials) < resolved.spec.num_samples
+    return 1 if incomplete else 0
+
+
+def summarise(resolved, trials) -> None:
+    """Print trial counts by status, the best trial's searched config and where results are."""
+    from trainables.metrics import get_metric
+    from trainables.registry import get_task
+
+    counts = trials["status"].value_counts().to_dict() if len(trials) else {}
+    print(f"\nExperiment {resolved.name}: {len(trials)} trials {counts}")
+    scored = trials.dropna(subset=["best_val_metric"]) if len(trials) else trials
+    if len(scored):
+        ascending = get_metric(get_task(resolved.spec.task).metric).mode == "min"
+        row = scored.sort_values("best_val_metric", ascending=ascending).iloc[0]
+        constants = resolved.trial_constants()
+        sampled = {k[len("config/"):]: _plain(v) for k, v in row.items()
+                   if k.startswith("config/") and k[len("config/"):] not in constants and _is_set(v)}
+        print(f"Best trial {row['trial_id']} ({row['status']}): best val_metric={row['best_val_metric']:.4g}, "
+              f"test_metric={row['test_metric']:.4g}")
+        print(f"  searched config: {sampled}")
+    print(f"Results store: {resolved.storage}/{resolved.name}/results_store "
+          "(tuner.store.read_trials / read_history)")
+    print(f"Ray experiment dir: {resolved.storage}/{resolved.name}")
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def _is_set(value) -> bool:
+    return not (isinstance(value, float) and math.isnan(value))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run(spec_from_args(args), address=args.address)
+    except (KeyError, ValueError, FileNotFoundError) as e:
+        if args.debug:
+            raise
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: resume is not supported yet; results so far are in the store", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
