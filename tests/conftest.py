@@ -11,6 +11,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 # With this set to 0 every Ray process binds 127.0.0.1 only (otherwise Ray rewrites localhost
 # to the machine's eth0 address); see DESIGN.md §8.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+# Tiny trials checkpoint every ~0.1 s; Ray warns about the forced state snapshots each time.
+os.environ["TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"] = "0"
 
 import pytest  # noqa: E402
 

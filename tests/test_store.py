@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from tuner import store
+from tuner import store, store_callback
 from tuner.store import (
     HISTORY,
     TRIALS,
@@ -183,7 +183,7 @@ def _result(it, stage, val, **extra):
 def test_callback_rebuilds_trial_log_after_restore(tmp_path):
     """Without Ray: a pickled callback (what Tuner.restore unpickles) ends a trial whose first
     iterations an earlier driver wrote, one of them re-reported after the restore."""
-    cls = store.ResultsStoreCallback
+    cls = store_callback.ResultsStoreCallback
     trial = SimpleNamespace(trial_id="t1", config={"x": 0.5, "seed": 3, "opts": [1, 2]},
                             run_metadata=SimpleNamespace(last_result={}))
     first = cls(tmp_path, "exp", STATIC, metric="val_metric", mode="min", compact_every=2)
@@ -209,7 +209,7 @@ def test_callback_rebuilds_trial_log_after_restore(tmp_path):
 
 
 def test_callback_rejects_bad_arguments(tmp_path):
-    cls = store.ResultsStoreCallback
+    cls = store_callback.ResultsStoreCallback
     with pytest.raises(ValueError, match="mode"):
         cls(tmp_path, "exp", {}, mode="best")
     with pytest.raises(ValueError, match="clash"):
@@ -348,7 +348,7 @@ def test_asha_sweep_fills_store(tmp_path, toy):
 
     xs = [0.3, 0.35, 0.5, 0.7, 0.9, 1.2, 1.5, 2.0]
     space = _config(tmp_path, x=tune.grid_search(xs))
-    callback = store.ResultsStoreCallback(tmp_path, "exp", STATIC, compact_every=5)
+    callback = store_callback.ResultsStoreCallback(tmp_path, "exp", STATIC, compact_every=5)
     asha = ASHAScheduler(max_t=MAX_IT, grace_period=1, reduction_factor=2)
     results = _tuner(tmp_path, toy, space, scheduler=asha, callbacks=[callback]).fit()
     assert not results.errors
@@ -375,7 +375,7 @@ def test_errors_nan_divergence_and_resume(tmp_path, toy):
 
     kinds = ["ok", "nan", "diverge", "raise", "flaky"]
     space = _config(tmp_path, x=0.5, kind=tune.grid_search(kinds))
-    callback = store.ResultsStoreCallback(tmp_path, "exp", STATIC)
+    callback = store_callback.ResultsStoreCallback(tmp_path, "exp", STATIC)
     # Checkpoints at iterations 2, 4, ...: the flaky trial fails at 4 with 1..3 written and
     # resumes from 2, so it re-reports iteration 3.
     first = _tuner(tmp_path, toy, space, callbacks=[callback], checkpoint_frequency=2).fit()

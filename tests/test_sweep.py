@@ -57,7 +57,7 @@ def test_sweep_fills_the_store_with_completed_and_pruned_trials(ray_local, tmp_p
     spec = SweepSpec(method="finetune", data_dir=str(tmp_path / "data"), num_samples=8, max_epochs=4,
                      storage=str(tmp_path / "results"), name="toy", seed=1, **TOY)
     resolved = spec.resolve()
-    results = experiment.build_tuner(resolved).fit()
+    results = experiment.build_tuner(resolved, experiment.prepare_data(resolved)).fit()
     assert results.num_errors == 0
     trials = store.read_trials(resolved.storage, "toy")
     history = store.read_history(resolved.storage, "toy")
@@ -66,6 +66,7 @@ def test_sweep_fills_the_store_with_completed_and_pruned_trials(ray_local, tmp_p
     assert {"completed", "pruned"} <= statuses, statuses
     assert (trials["method"] == "finetune").all() and (trials["scale"] == "mini").all()
     assert (trials["backbone"] == "test_efficientnet").all()
+    assert (trials["data_source"] == "generated:toy(seed=0)").all()
     # one history row per (trial, iteration), matching each trial's iteration count
     assert not history.duplicated(["trial_id", "iteration"]).any()
     per_trial = history.groupby("trial_id")["iteration"].max()

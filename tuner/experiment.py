@@ -20,25 +20,26 @@ from ray.tune.search.optuna import OptunaSearch
 from trainables.metrics import get_metric
 from trainables.registry import get_method, get_task
 from tuner.spec import DATA_SEED, ResolvedSpec
-from tuner.store import ResultsStoreCallback
+from tuner.store_callback import ResultsStoreCallback
 
 log = logging.getLogger(__name__)
 
 METRIC = "val_metric"
-LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # DESIGN §8: keep local Ray on 127.0.0.1
 
 
 def start_ray(address: str | None, num_cpus: int | None = None) -> None:
-    """Attach to ``address`` (or $RAY_ADDRESS) or start a private local Ray on loopback."""
+    """Attach to ``address`` (or $RAY_ADDRESS) or start a private local Ray.
+
+    The local instance stays on loopback only if ``tuner.sweep.LOOPBACK_ENV`` was in the environment
+    before ``ray`` was imported (``tuner.sweep.main`` sees to that).
+    """
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=True)
-        return
-    for key, value in LOOPBACK_ENV.items():  # inherited by the Ray processes started below
-        os.environ.setdefault(key, value)
-    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False)
+        ray.init(address=address)
+    else:
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False)
 
 
 def check_resources(resolved: ResolvedSpec) -> None:
@@ -68,8 +69,12 @@ def trial_dirname(trial) -> str:
     return f"{trial.trainable_name}_{trial.trial_id}"
 
 
-def build_tuner(resolved: ResolvedSpec) -> tune.Tuner:
-    """The Tuner for ``resolved``; Ray must be initialised (``start_ray``)."""
+def build_tuner(resolved: ResolvedSpec, data_source: str) -> tune.Tuner:
+    """The Tuner for ``resolved``; Ray must be initialised (``start_ray``).
+
+    Args:
+        data_source: from ``prepare_data``; stored with every trial.
+    """
     spec = resolved.spec
     method, task = get_method(spec.method), get_task(spec.task)
     mode = get_metric(task.metric).mode
@@ -85,7 +90,7 @@ def build_tuner(resolved: ResolvedSpec) -> tune.Tuner:
         time_attr="training_iteration", max_t=total_epochs(resolved),
         grace_period=spec.grace_period, reduction_factor=spec.reduction_factor,
     )
-    store = ResultsStoreCallback(resolved.storage, resolved.name, static=resolved.result_columns(),
+    store = ResultsStoreCallback(resolved.storage, resolved.name, static={**resolved.result_columns(), "data_source": data_source},
                                  metric=METRIC, mode=mode)
     trainable = tune.with_resources(method.trainable, {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial})
     return tune.Tuner(
@@ -106,7 +111,13 @@ def build_tuner(resolved: ResolvedSpec) -> tune.Tuner:
     )
 
 
-def prepare_data(resolved: ResolvedSpec) -> None:
-    """Generate the embedded data once on the driver, so trials only read the cache."""
+def prepare_data(resolved: ResolvedSpec) -> str:
+    """Generate embedded data once on the driver (trials then read the cache).
+
+    Returns:
+        The data source recorded with every trial, e.g. ``file:s2_cifar100.gz``.
+    """
+    task = get_task(resolved.spec.task)
     if resolved.scale == "mini":
-        get_task(resolved.spec.task).loader(Path(resolved.data_root), "mini", DATA_SEED)
+        return task.loader(Path(resolved.data_root), "mini", DATA_SEED).source
+    return "file:" + ",".join(task.data_files)

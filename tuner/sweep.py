@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 
 from tuner.spec import INIT_CHOICES, SCALE_CHOICES, SweepSpec
@@ -73,10 +74,10 @@ def run(spec: SweepSpec, address: str | None = None) -> int:
     resolved = spec.resolve()
     log.info("sweep %s: task=%s method=%s scale=%s backbone=%s trials=%d", resolved.name, spec.task,
              spec.method, resolved.scale, resolved.backbone, resolved.spec.num_samples)
-    experiment.prepare_data(resolved)
+    data_source = experiment.prepare_data(resolved)
     experiment.start_ray(address)
     experiment.check_resources(resolved)
-    results = experiment.build_tuner(resolved).fit()
+    results = experiment.build_tuner(resolved, data_source).fit()
     trials = store.read_trials(resolved.storage, resolved.name)
     summarise(resolved, trials)
     incomplete = results.num_errors > 0 or len(trials) < resolved.spec.num_samples
@@ -113,8 +114,15 @@ def _is_set(value) -> bool:
     return not (isinstance(value, float) and math.isnan(value))
 
 
+# Read by Ray when it is imported (DESIGN §8): set before anything imports ray.
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if not (args.address or os.environ.get("RAY_ADDRESS")):
+        for key, value in LOOPBACK_ENV.items():  # a local Ray: keep every process on 127.0.0.1
+            os.environ.setdefault(key, value)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return run(spec_from_args(args), address=args.address)
