@@ -5,6 +5,9 @@ MoNA) trains a subset of the model with the method's objective; stage 2 fine-tun
 task loss (Eq. 1 of the MoNA paper). Every result carries the same keys, the validation
 metric included in stage 1, so that ASHA, Optuna and the Parquet store see one schema.
 
+ASHA's clock is ``stage2_epoch`` (0 throughout stage 1), so trials are compared at equal
+stage-2 progress whatever their searched stage-1 length, and never pruned during stage 1.
+
 Model selection: the validation split (carved from the training data) picks the stage-2
 epoch whose weights are scored on the test split, once, when the plan finishes.
 Checkpoints hold the model, optimizer, LR schedule, stage position, best weights and RNG
@@ -30,14 +33,15 @@ from trainables.models.backbones import create_source_model
 from trainables.models.crossmodal import build_model
 from trainables.registry import get_backbone, get_task
 from trainables.tasks.data import load_task
+from trainables.tasks.source_data import load_source_surrogate
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "state.pt"
 OPTIMIZERS = ("adamw", "sgd")
 BASE_RESULT_KEYS = (
-    "stage", "stage_name", "epoch", "stage_epoch", "train_loss", "val_metric", "best_val_metric",
-    "test_metric", "lr", "samples_per_s", "diverged", "finished",
+    "stage", "stage_name", "epoch", "stage_epoch", "stage2_epoch", "train_loss", "val_metric",
+    "best_val_metric", "test_metric", "lr", "samples_per_s", "diverged", "finished",
 )
 
 
@@ -162,7 +166,8 @@ class TwoStageTrainable(tune.Trainable):
         test = self._final_test() if finished else float("nan")
         result = {
             "stage": stage.index, "stage_name": stage.name, "epoch": self.epoch,
-            "stage_epoch": self.stage_epoch, "train_loss": float(parts["train_loss"]),
+            "stage_epoch": self.stage_epoch, "stage2_epoch": self.stage_epoch if stage.index == 2 else 0,
+            "train_loss": float(parts["train_loss"]),
             "val_metric": val, "best_val_metric": self.best_val, "test_metric": test,
             "lr": self.optimizer.param_groups[0]["lr"], "samples_per_s": parts["samples"] / max(elapsed, 1e-9),
             "diverged": diverged, "finished": finished,
@@ -259,8 +264,21 @@ class TwoStageTrainable(tune.Trainable):
             params = [p for p in self.model.parameters() if p.requires_grad]
             self.optimizer = make_optimizer(self.cfg.optimizer, params, self.cfg.stage2_lr,
                                             self.cfg.stage2_weight_decay)
-        steps = stage.epochs * self.batches_per_epoch()
+        steps = stage.epochs * (self.stage1_steps_per_epoch() if stage.index == 1 else self.batches_per_epoch())
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(steps, 1))
+
+    def load_source(self, max_samples: int) -> None:
+        """Load the backbone's labelled source surrogate at the task's (H, W) (stage-1 methods)."""
+        spec = get_backbone(self.cfg.backbone)
+        src = load_source_surrogate(spec.source_surrogate, self.cfg.data_root, self.data.input_shape[1:],
+                                    max_samples, self.cfg.data_seed)
+        self.source_x, self.source_y = torch.as_tensor(src.x), torch.as_tensor(src.y)
+        self.source_num_classes = src.num_classes
+
+    def source_batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A random source-surrogate batch on the device, drawn from the trial's data RNG."""
+        idx = torch.randint(len(self.source_x), (size,), generator=self.generator)
+        return self.source_x[idx].to(self.device), self.source_y[idx].to(self.device)
 
     # ---- training and evaluation --------------------------------------------------------------
     def batches_per_epoch(self) -> int:
@@ -324,4 +342,9 @@ class TwoStageTrainable(tune.Trainable):
         raise NotImplementedError(f"{type(self).__name__} has no stage 1")
 
     def stage1_epoch(self) -> dict:
+        """One stage-1 epoch; returns ``train_loss``, ``samples`` and any ``loss_part_keys``."""
         raise NotImplementedError(f"{type(self).__name__} has no stage 1")
+
+    def stage1_steps_per_epoch(self) -> int:
+        """Optimizer steps per stage-1 epoch (sets the cosine schedule's length)."""
+        return self.batches_per_epoch()

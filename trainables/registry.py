@@ -167,6 +167,7 @@ def list_methods(include_hidden: bool = False) -> list[str]:
 # Modules whose import registers entries; a new method/task/backbone module is added here.
 REGISTERING_MODULES = (
     "trainables.finetune",
+    "trainables.emb",
     "trainables.models.backbones",
     "trainables.tasks",
 )

@@ -59,11 +59,6 @@ def check_resources(resolved: ResolvedSpec) -> None:
         raise ValueError(f"--cpus-per-trial {spec.cpus_per_trial} exceeds the cluster's {have.get('CPU', 0):g} CPUs")
 
 
-def total_epochs(resolved: ResolvedSpec) -> int:
-    """Upper bound on a trial's iterations (stage 1 + stage 2), ASHA's ``max_t``."""
-    return resolved.stage2_epochs + int(resolved.method_constants.get("stage1_epochs_max", 0))
-
-
 def trial_dirname(trial) -> str:
     """Short trial directory names (Ray's default embeds every config value)."""
     return f"{trial.trainable_name}_{trial.trial_id}"
@@ -87,7 +82,7 @@ def build_tuner(resolved: ResolvedSpec, data_source: str) -> tune.Tuner:
         metric=METRIC, mode=mode, sampler=sampler,
     )
     scheduler = ASHAScheduler(
-        time_attr="training_iteration", max_t=total_epochs(resolved),
+        time_attr="stage2_epoch", max_t=resolved.stage2_epochs,  # stage 1 never pruned
         grace_period=spec.grace_period, reduction_factor=spec.reduction_factor,
     )
     store = ResultsStoreCallback(resolved.storage, resolved.name, static={**resolved.result_columns(), "data_source": data_source},

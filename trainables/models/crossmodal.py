@@ -72,6 +72,17 @@ class Embedder2D(nn.Module):
         return self.stem(x)
 
 
+def to_tokens(x: torch.Tensor, layout: str) -> torch.Tensor:
+    """(B, N, D) tokens from a stem or body output in ``layout`` (see ``BackboneSpec``)."""
+    if layout == "nhwc":
+        return x.flatten(1, 2)  # (B, h, w, D) -> (B, h*w, D)
+    if layout == "nchw":
+        return x.flatten(2).transpose(1, 2)  # (B, D, h, w) -> (B, h*w, D)
+    if layout == "nld":
+        return x  # already (B, N, D)
+    raise ValueError(f"unknown layout {layout!r}")
+
+
 class Encoder(nn.Module):
     """The pretrained body: the source model with its stem removed; returns (B, N, D) tokens."""
 
@@ -85,12 +96,8 @@ class Encoder(nn.Module):
         self.num_prefix_tokens = getattr(body, "num_prefix_tokens", 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self.body.forward_features(x)
-        if self.layout == "nhwc":
-            return feats.flatten(1, 2)  # (B, h, w, D) -> (B, h*w, D)
-        if self.layout == "nchw":
-            return feats.flatten(2).transpose(1, 2)  # (B, D, h, w) -> (B, h*w, D)
-        return feats[:, self.num_prefix_tokens:]  # (B, P+N, D) -> (B, N, D): drop cls/reg tokens
+        # ViT: (B, P+N, D) -> (B, N, D), dropping the cls/register tokens
+        return to_tokens(self.body.forward_features(x), self.layout)[:, self.num_prefix_tokens:]
 
 
 class ClassificationHead(nn.Module):

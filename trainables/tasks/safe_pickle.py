@@ -80,11 +80,13 @@ class RestrictedUnpickler(pickle.Unpickler):
         return _resolve(module, name)
 
 
-def restricted_load(fileobj: IO[bytes]) -> Any:
+def restricted_load(fileobj: IO[bytes], encoding: str = "ASCII") -> Any:
     """Unpickle ``fileobj`` admitting only numpy arrays and plain containers.
 
     Args:
         fileobj: A binary file object positioned at the start of a pickle.
+        encoding: How Python-2 ``str`` objects are decoded (``"bytes"`` for CIFAR-10's
+            python batches, as its documentation says).
 
     Returns:
         The unpickled object.
@@ -99,4 +101,4 @@ def restricted_load(fileobj: IO[bytes]) -> Any:
         >>> restricted_load(io.BytesIO(data))["x"].tolist()
         [0, 1, 2]
     """
-    return RestrictedUnpickler(fileobj).load()
+    return RestrictedUnpickler(fileobj, encoding=encoding).load()
