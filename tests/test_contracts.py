@@ -10,9 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import optuna
 import pytest
 import torch
+from trial_configs import sample_config
 
 import trainables
 from trainables.base import BASE_RESULT_KEYS, TrialConfig, TwoStageTrainable
@@ -27,18 +27,8 @@ from trainables.registry import (
     list_methods,
     list_tasks,
 )
-from tuner.spec import SweepSpec
 
 REPO = Path(__file__).resolve().parents[1]
-TOY = dict(task="test_toy_task", scale="mini", backbone="test_efficientnet", init="random")
-
-
-def sample_config(method: str, data_dir: Path, seed: int = 0, **spec_kwargs) -> dict:
-    """A complete trial config: the sweep's constants plus one sample of the method's space."""
-    resolved = SweepSpec(method=method, data_dir=str(data_dir), seed=seed, **{**TOY, **spec_kwargs}).resolve()
-    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed)).ask()
-    extra = get_method(method).space(trial, defaults=resolved.defaults) or {}
-    return {**resolved.trial_constants(), **trial.params, **extra}
 
 
 @pytest.mark.parametrize("method", list_methods(include_hidden=True))

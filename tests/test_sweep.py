@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import pytest
+from trial_configs import TOY
 
 from tuner import experiment, store
 from tuner.spec import SweepSpec
 from tuner.sweep import main
-
-TOY = dict(task="test_toy_task", scale="mini", backbone="test_efficientnet", init="random")
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -15,7 +15,6 @@ states, so a restored trial continues bit-for-bit (on the same device and thread
 """
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import os
@@ -160,7 +159,8 @@ class TwoStageTrainable(tune.Trainable):
         val = float("nan") if diverged else self.evaluate("val")
         if stage.index == 2 and not diverged and self._improves(val):
             self.best_val = val
-            self.best_state = copy.deepcopy(self.model.state_dict())
+            # a CPU copy: GPU memory holds one model, not two
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
         stage_done = self.stage_epoch >= stage.epochs
         finished = stage_done and self.stage_idx == len(self.plan) - 1 and not diverged
         test = self._final_test() if finished else float("nan")
@@ -198,7 +198,7 @@ class TwoStageTrainable(tune.Trainable):
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
         path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
-        state = torch.load(path, map_location=self.device, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)  # load_state_dict moves to device
         self.model.load_state_dict(state["model"])
         self.stage_idx, self.stage_epoch, self.epoch = state["stage_idx"], state["stage_epoch"], state["epoch"]
         self._enter_stage()
