@@ -12,3 +12,8 @@ def optimizer_space(trial, prefix: str, lr_default: float) -> None:
     """
     trial.suggest_float(f"{prefix}lr", lr_default / LR_SPAN, lr_default * LR_SPAN, log=True)
     trial.suggest_float(f"{prefix}weight_decay", *WEIGHT_DECAY_RANGE, log=True)
+
+
+def optimizer_defaults(prefix: str, task_defaults: dict) -> dict:
+    """The task's own values for the dimensions ``optimizer_space`` suggests."""
+    return {f"{prefix}lr": task_defaults["lr"], f"{prefix}weight_decay": task_defaults["weight_decay"]}

@@ -6,10 +6,11 @@ embedded default's trials short on a CPU.
 """
 from __future__ import annotations
 
-from search_spaces.common import LR_SPAN, optimizer_space
+from search_spaces.common import LR_SPAN, optimizer_defaults, optimizer_space
 
 STAGE1_EPOCHS = (1, 4)
 STAGE1_LR_FACTOR = 10.0
+STAGE1_EPOCHS_DEFAULT = 2
 
 
 def space(trial, defaults: dict) -> dict | None:
@@ -18,3 +19,9 @@ def space(trial, defaults: dict) -> dict | None:
     trial.suggest_float("stage1_lr", center / LR_SPAN, center * LR_SPAN, log=True)
     trial.suggest_int("stage1_epochs", *STAGE1_EPOCHS)
     return None
+
+
+def defaults(task_defaults: dict) -> dict:
+    """Every dimension's default (sensitivity runs hold all but one at these)."""
+    return {**optimizer_defaults("stage2_", task_defaults),
+            "stage1_lr": task_defaults["lr"] * STAGE1_LR_FACTOR, "stage1_epochs": STAGE1_EPOCHS_DEFAULT}

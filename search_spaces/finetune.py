@@ -5,9 +5,14 @@ Tables 9 and 11) and weight decay.
 """
 from __future__ import annotations
 
-from search_spaces.common import optimizer_space
+from search_spaces.common import optimizer_defaults, optimizer_space
 
 
 def space(trial, defaults: dict) -> dict | None:
     optimizer_space(trial, "stage2_", defaults["lr"])
     return None
+
+
+def defaults(task_defaults: dict) -> dict:
+    """Every dimension's default (sensitivity runs hold all but one at these)."""
+    return optimizer_defaults("stage2_", task_defaults)

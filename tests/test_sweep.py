@@ -78,3 +78,41 @@ def test_sweep_fills_the_store_with_completed_and_pruned_trials(ray_local, tmp_p
     assert history["val_metric"].nunique() > 1
     best = history.groupby("trial_id")["val_metric"].min()
     assert (best.loc[trials["trial_id"]].values == trials["best_val_metric"].values).all()
+
+
+def test_set_holds_a_dimension_and_bad_names_are_refused(tmp_path):
+    resolved = SweepSpec(method="emb", data_dir=str(tmp_path), fixed=("stage1_epochs=3",), **TOY).resolve()
+    searcher = experiment.make_searcher(resolved, "min")
+    configs = [searcher.suggest(f"t{i}") for i in range(3)]
+    assert all(c["stage1_epochs"] == 3 for c in configs)
+    assert len({c["stage2_lr"] for c in configs}) == 3  # the rest is still searched
+    with pytest.raises(ValueError, match="not a dimension of search_spaces.emb. Valid: stage1_epochs"):
+        SweepSpec(method="emb", data_dir=str(tmp_path), fixed=("epochs=3",), **TOY).resolve()
+    with pytest.raises(ValueError, match="expected a int"):
+        SweepSpec(method="emb", data_dir=str(tmp_path), sensitivity="stage1_epochs=1,2.5", **TOY).resolve()
+
+
+def test_asha_stopped_trials_reach_optuna_as_pruned(tmp_path):
+    resolved = SweepSpec(method="finetune", data_dir=str(tmp_path), **TOY).resolve()
+    searcher = experiment.make_searcher(resolved, "min")
+    outcomes = {"stopped": {"finished": False}, "done": {"finished": True}, "nan": {"diverged": True}}
+    for trial_id, flags in outcomes.items():
+        searcher.suggest(trial_id)
+        searcher.on_trial_result(trial_id, {"val_metric": 50.0, "training_iteration": 1})
+        searcher.on_trial_complete(trial_id, {"val_metric": 50.0, "training_iteration": 1, **flags})
+    states = [t.state.name for t in searcher._ot_study.trials]
+    assert states == ["PRUNED", "COMPLETE", "FAIL"]
+
+
+@pytest.mark.ray
+def test_sensitivity_grid_runs_every_value_and_seed_to_full_length(ray_local, tmp_path):
+    spec = SweepSpec(method="emb", data_dir=str(tmp_path / "data"), max_epochs=2, storage=str(tmp_path / "r"),
+                     name="sens", sensitivity="stage1_epochs=1,2", seeds=2, **TOY)
+    resolved = spec.resolve()
+    experiment.build_tuner(resolved, experiment.prepare_data(resolved)).fit()
+    trials = store.read_trials(resolved.storage, "sens")
+    assert len(trials) == 4 and (trials["status"] == "completed").all()
+    grid = sorted(zip(trials["config/stage1_epochs"], trials["config/seed"]))
+    assert grid == [(1, 0), (1, 1), (2, 0), (2, 1)]
+    assert (trials["iterations"] == trials["config/stage1_epochs"] + 2).all()
+    assert (trials["config/stage1_lr"] == resolved.defaults["lr"] * 10).all()  # held at its default

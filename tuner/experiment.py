@@ -1,8 +1,9 @@
 """Experiment assembly: a ``ResolvedSpec`` becomes a ``ray.tune.Tuner``.
 
-TPE (Optuna, seeded, options explicit) proposes configurations from the method's
-define-by-run space; ASHA stops weak trials on the validation metric; every result and
-every trial's end goes to the Parquet store through ``ResultsStoreCallback``.
+Search mode: TPE (Optuna, seeded, options explicit) proposes configurations from the
+method's define-by-run space and ASHA stops weak trials on the validation metric.
+Sensitivity mode: a grid over one dimension x seeds, run to full length. Either way every
+result and every trial's end goes to the Parquet store through ``ResultsStoreCallback``.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from pathlib import Path
 import optuna
 import ray
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
+from optuna.trial import TrialState
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from trainables.metrics import get_metric
@@ -64,8 +66,42 @@ def trial_dirname(trial) -> str:
     return f"{trial.trainable_name}_{trial.trial_id}"
 
 
+class PruneAwareOptunaSearch(OptunaSearch):
+    """OptunaSearch that tells Optuna the truth about trials the scheduler stopped.
+
+    Ray's OptunaSearch reports an ASHA-stopped trial as COMPLETE with its truncated value,
+    which TPE then treats as a finished result. Here a trial whose last result is not
+    ``finished`` is told as PRUNED (its intermediate values stay reported), and a
+    ``diverged`` one as FAIL.
+    """
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if result and not error and not result.get("finished", False) and trial_id not in self._completed_trials:
+            state = TrialState.FAIL if result.get("diverged", False) else TrialState.PRUNED
+            self._ot_study.tell(self._ot_trials[trial_id], state=state)
+            self._completed_trials.add(trial_id)
+            return
+        super().on_trial_complete(trial_id, result=result, error=error)
+
+
+def make_searcher(resolved: ResolvedSpec, mode: str) -> PruneAwareOptunaSearch:
+    """TPE over the method's define-by-run space, seeded; ``--set`` dimensions held fixed."""
+    spec = resolved.spec
+    sampler: optuna.samplers.BaseSampler = optuna.samplers.TPESampler(
+        seed=spec.seed, n_startup_trials=max(2, spec.num_samples // 4),
+        multivariate=True, constant_liar=True,  # explicit: Optuna 5 changed the defaults
+    )
+    if resolved.fixed:
+        sampler = optuna.samplers.PartialFixedSampler(resolved.fixed, sampler)
+    space = functools.partial(get_method(spec.method).space, defaults=resolved.defaults)
+    return PruneAwareOptunaSearch(space=space, metric=METRIC, mode=mode, sampler=sampler)
+
+
 def build_tuner(resolved: ResolvedSpec, data_source: str) -> tune.Tuner:
     """The Tuner for ``resolved``; Ray must be initialised (``start_ray``).
+
+    Search mode: TPE proposals and ASHA. Sensitivity mode: the full grid (values x seeds),
+    every trial to full length (pruning would bias the curve).
 
     Args:
         data_source: from ``prepare_data``; stored with every trial.
@@ -73,28 +109,29 @@ def build_tuner(resolved: ResolvedSpec, data_source: str) -> tune.Tuner:
     spec = resolved.spec
     method, task = get_method(spec.method), get_task(spec.task)
     mode = get_metric(task.metric).mode
-    sampler = optuna.samplers.TPESampler(
-        seed=spec.seed, n_startup_trials=max(2, spec.num_samples // 4),
-        multivariate=True, constant_liar=True,  # explicit: Optuna 5 changed the defaults
-    )
-    searcher = OptunaSearch(
-        space=functools.partial(method.space, defaults=resolved.defaults),
-        metric=METRIC, mode=mode, sampler=sampler,
-    )
-    scheduler = ASHAScheduler(
-        time_attr="stage2_epoch", max_t=resolved.stage2_epochs,  # stage 1 never pruned
-        grace_period=spec.grace_period, reduction_factor=spec.reduction_factor,
-    )
-    store = ResultsStoreCallback(resolved.storage, resolved.name, static={**resolved.result_columns(), "data_source": data_source},
+    param_space = resolved.trial_constants()
+    if resolved.grid is not None:
+        key, values = resolved.grid
+        param_space.update(resolved.fixed)
+        param_space[key] = tune.grid_search(list(values))
+        param_space["seed"] = tune.grid_search([spec.seed + i for i in range(spec.seeds)])
+        search = dict(num_samples=1, scheduler=FIFOScheduler())
+    else:
+        scheduler = ASHAScheduler(
+            time_attr="stage2_epoch", max_t=resolved.stage2_epochs,  # stage 1 never pruned
+            grace_period=spec.grace_period, reduction_factor=spec.reduction_factor,
+        )
+        search = dict(num_samples=spec.num_samples, search_alg=make_searcher(resolved, mode), scheduler=scheduler)
+    store = ResultsStoreCallback(resolved.storage, resolved.name,
+                                 static={**resolved.result_columns(), "data_source": data_source},
                                  metric=METRIC, mode=mode)
     trainable = tune.with_resources(method.trainable, {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial})
     return tune.Tuner(
         trainable,
-        param_space=resolved.trial_constants(),
+        param_space=param_space,
         tune_config=tune.TuneConfig(
-            metric=METRIC, mode=mode, search_alg=searcher, scheduler=scheduler,
-            num_samples=spec.num_samples, max_concurrent_trials=spec.max_concurrent or None,
-            reuse_actors=True, trial_dirname_creator=trial_dirname,
+            metric=METRIC, mode=mode, max_concurrent_trials=spec.max_concurrent or None,
+            reuse_actors=True, trial_dirname_creator=trial_dirname, **search,
         ),
         run_config=tune.RunConfig(
             name=resolved.name, storage_path=resolved.storage, callbacks=[store],

@@ -7,11 +7,13 @@ fails in a second, not twenty minutes into a worker. Nothing below sees argparse
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from trainables.models.backbones import default_backbone, pretrained_available
 from trainables.paths import data_root
@@ -49,6 +51,9 @@ class SweepSpec:
     name: str | None = None
     seed: int = 0
     smoke_test: bool = False
+    sensitivity: str | None = None  # "name=v1,v2,...": a grid over one dimension, no pruning
+    seeds: int = 1  # repeats of every grid value (sensitivity mode)
+    fixed: tuple[str, ...] = ()  # "name=value": dimensions held at a value instead of searched
 
     def resolve(self) -> "ResolvedSpec":
         """Validate names and ranges, settle scale and backbone, fill task defaults.
@@ -69,12 +74,13 @@ class SweepSpec:
             raise ValueError(f"backbone {backbone.name!r} is {backbone.modality}, task {task.name!r} "
                              f"is {task.modality}")
         defaults = task.defaults["mini"] if scale == "mini" else task.defaults
+        grid, fixed = parse_dimensions(method.space, defaults, spec.sensitivity, spec.fixed)
         return ResolvedSpec(
             spec=spec, scale=scale, backbone=backbone.name, data_root=str(root),
             defaults=defaults, fallback_reason=reason,
             storage=_absolute_storage(spec.storage),
             name=spec.name or f"{spec.task}-{spec.method}-{time.strftime('%Y%m%d-%H%M%S')}",
-            method_constants=dict(method.constants),
+            method_constants=dict(method.constants), grid=grid, fixed=fixed,
         )
 
     def _check_ranges(self) -> None:
@@ -85,7 +91,8 @@ class SweepSpec:
         checks = [("--num-samples", self.num_samples >= 1), ("--cpus-per-trial", self.cpus_per_trial > 0),
                   ("--gpus-per-trial", self.gpus_per_trial >= 0), ("--val-fraction", 0 < self.val_fraction < 1),
                   ("--max-epochs", self.max_epochs is None or self.max_epochs >= 1),
-                  ("--grace-period", self.grace_period >= 1), ("--reduction-factor", self.reduction_factor >= 2)]
+                  ("--grace-period", self.grace_period >= 1), ("--reduction-factor", self.reduction_factor >= 2),
+                  ("--seeds", self.seeds >= 1)]
         for flag, ok in checks:
             if not ok:
                 raise ValueError(f"{flag} is out of range: {getattr(self, flag[2:].replace('-', '_'))}")
@@ -131,6 +138,8 @@ class ResolvedSpec:
     storage: str
     name: str
     method_constants: dict
+    grid: tuple[str, tuple] | None  # sensitivity mode: (config key, values)
+    fixed: dict  # held dimensions: every default in sensitivity mode, else the --set values
 
     @property
     def stage2_epochs(self) -> int:
@@ -155,6 +164,66 @@ class ResolvedSpec:
         """Static columns every stored trial row carries."""
         return {"task": self.spec.task, "method": self.spec.method, "backbone": self.backbone,
                 "scale": self.scale, "code_version": code_version()}
+
+
+def space_module(space) -> ModuleType:
+    """The search-space module a method's ``space`` function lives in."""
+    return importlib.import_module(space.__module__)
+
+
+def parse_dimensions(space, task_defaults: dict, sensitivity: str | None,
+                     fixed: tuple[str, ...]) -> tuple[tuple[str, tuple] | None, dict]:
+    """Parse ``--sensitivity name=v1,v2`` and ``--set name=value`` against a method's space.
+
+    Values take the type of the dimension's default (int, float, str or bool). In sensitivity
+    mode every dimension not on the grid is held: at its default, or at its ``--set`` value.
+
+    Returns:
+        (grid, held): grid is ``(config_key, values)`` or None; held maps config keys to values.
+
+    Raises:
+        ValueError: a malformed item or an unknown dimension (naming the valid ones).
+    """
+    module = space_module(space)
+    dims = module.defaults(task_defaults)
+    aliases = getattr(module, "ALIASES", {})
+
+    def split(item: str, flag: str) -> tuple[str, list]:
+        name, sep, raw = item.partition("=")
+        key = aliases.get(name.strip(), name.strip())
+        if not sep or not raw.strip():
+            raise ValueError(f"{flag} {item!r}: expected NAME=VALUE[,VALUE...]")
+        if key not in dims:
+            names = sorted(set(dims) | set(aliases))
+            raise ValueError(f"{flag} {name!r}: not a dimension of {module.__name__}. Valid: {', '.join(names)}")
+        return key, [_typed(v.strip(), dims[key], flag, name) for v in raw.split(",")]
+
+    held = {}
+    for item in fixed:
+        key, values = split(item, "--set")
+        if len(values) != 1:
+            raise ValueError(f"--set {item!r}: one value expected")
+        held[key] = values[0]
+    if sensitivity is None:
+        return None, held
+    key, values = split(sensitivity, "--sensitivity")
+    if key in held:
+        raise ValueError(f"--sensitivity {key!r} is also fixed by --set")
+    if len(set(values)) != len(values):
+        raise ValueError(f"--sensitivity {sensitivity!r}: repeated values")
+    return (key, tuple(values)), {k: v for k, v in {**dims, **held}.items() if k != key}
+
+
+def _typed(raw: str, default, flag: str, name: str):
+    kind = type(default)
+    try:
+        if kind is bool:
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(raw)
+            return raw.lower() in ("true", "1")
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"{flag} {name}={raw!r}: expected a {kind.__name__}") from None
 
 
 def _absolute_storage(storage: str) -> str:

@@ -2,6 +2,7 @@
 
     python -m tuner.sweep --task spherical --method finetune            # embedded default on a CPU
     python -m tuner.sweep --task spherical --method finetune --smoke-test
+    python -m tuner.sweep --task spherical --method mona --sensitivity lambda=0,0.3,0.5,1 --seeds 2
     RAY_ADDRESS=... python -m tuner.sweep ... --gpus-per-trial 0.25 --storage /shared/results
 
 The CLI only parses flags into a ``SweepSpec``; everything else happens in ``tuner.spec``
@@ -44,7 +45,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--storage", default="results", help="results directory or URI (s3://, gs://)")
     p.add_argument("--name", default=None, help="experiment name (default: <task>-<method>-<time>)")
     p.add_argument("--address", default=None, help="Ray cluster address (default $RAY_ADDRESS, else local)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="searcher seed; first trial seed in sensitivity mode")
+    p.add_argument("--sensitivity", default=None, metavar="NAME=V1,V2,...",
+                   help="run the grid over one dimension (x --seeds), no early stopping")
+    p.add_argument("--seeds", type=int, default=1, help="repeats per grid value (sensitivity mode)")
+    p.add_argument("--set", dest="fixed", action="append", default=[], metavar="NAME=VALUE",
+                   help="hold a dimension at a value (repeatable)")
     p.add_argument("--smoke-test", action="store_true", help="2 trials, 1 epoch, 128 samples: a fast check")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p.parse_args(argv)
@@ -59,6 +65,7 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
         gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent,
         grace_period=args.grace_period, reduction_factor=args.reduction_factor,
         storage=args.storage, name=args.name, seed=args.seed, smoke_test=args.smoke_test,
+        sensitivity=args.sensitivity, seeds=args.seeds, fixed=tuple(args.fixed),
     )
 
 
@@ -80,7 +87,8 @@ def run(spec: SweepSpec, address: str | None = None) -> int:
     results = experiment.build_tuner(resolved, data_source).fit()
     trials = store.read_trials(resolved.storage, resolved.name)
     summarise(resolved, trials)
-    incomplete = results.num_errors > 0 or len(trials) < resolved.spec.num_samples
+    expected = resolved.spec.num_samples if resolved.grid is None else len(resolved.grid[1]) * resolved.spec.seeds
+    incomplete = results.num_errors > 0 or len(trials) < expected
     return 1 if incomplete else 0
 
 

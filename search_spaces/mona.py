@@ -1,0 +1,75 @@
+"""Search space of ``mona``: λ, the inner loop (α, S), the stage-1 optimiser, plus stage 2.
+
+Ranges and where they come from (MoNA, Ma et al., ICML 2024, arXiv 2406.18864):
+
+- ``lam`` (λ of Eq. 5): uniform on [0, 1], the range of Fig. 6(a, b); the paper's best
+  values lie in [0.3, 0.5]. λ = 0 is Emb's stage 1 (task loss only).
+- ``alpha`` (α of Eq. 3 / Alg. 1, the virtual SGD step): log-uniform on [1e-4, 1e-1]. The
+  paper gives no value. The outer loss reaches the embedder only through the term
+  -λ α ∂²L_inner/∂φ∂θ · ∇L_outer, so α sets (with λ) how much it counts: at 1e-4 it is
+  negligible (Emb-like), and 1e-1 is the top of MAML's usual inner-loop step sizes (Finn et
+  al. 2017 use 0.01 on MiniImageNet, 0.4 on Omniglot); beyond that one plain SGD step on a
+  pretrained encoder overshoots. Default 1e-2 (MAML's MiniImageNet value).
+- ``inner_steps`` (S): {1, 2, 3, 5}, the steps of Fig. 6(c); the paper uses S = 1.
+- ``meta_grad``: a constant, ``"exact"``. The two modes estimate the same gradient (the
+  finite-difference one is a cheaper-in-memory approximation, valid for S = 1 only), so
+  searching between them would spend trials on a numerical choice, not a hyperparameter.
+  ``"finite_difference"`` is for memory-bound runs; ``MonaConfig`` accepts it.
+- ``stage1_lr``: the paper uses AdamW 3e-5 on every task (§A.1), i.e. 0.3x Spherical's
+  stage-2 lr of 1e-4 (Table 9). We search log-uniform on [0.03, 10] x the task's stage-2 lr:
+  paper-scale Spherical [3e-6, 1e-3] holds 3e-5 in the middle of its lower part; the embedded
+  default's embedder is a *randomly initialised* stem trained for only 1-3 CPU epochs, which
+  needs larger steps, so the range reaches up to Emb's centre (10x, as ORCA trains its
+  embedder). Default: the paper's ratio, 0.3x the stage-2 lr (3e-5 at paper scale).
+- ``stage1_weight_decay``: the shared weight-decay range (1e-5 .. 0.1); default 0.1 (§A.1).
+- ``stage1_epochs``: 1-3 (the paper: ten, §A.1, or "only 5", §4). An exact MoNA step costs
+  ~4.5x a plain step on the embedded default (DESIGN §8), so three stage-1 epochs already cost
+  more than the default stage 2 at mini scale.
+- ``source_batch_size`` (32, the paper-scale target batch of Table 9) and
+  ``source_max_samples`` (5,000, ORCA's source subset; the embedded digits have 1,797) are
+  constants.
+"""
+from __future__ import annotations
+
+from search_spaces.common import WEIGHT_DECAY_RANGE, optimizer_defaults, optimizer_space
+
+LAM_RANGE = (0.0, 1.0)
+LAM_DEFAULT = 0.5  # upper end of the paper's best range [0.3, 0.5] (Fig. 6)
+ALPHA_RANGE = (1e-4, 1e-1)
+ALPHA_DEFAULT = 1e-2
+INNER_STEPS = (1, 2, 3, 5)
+STAGE1_LR_FACTORS = (0.03, 10.0)  # x the task's stage-2 lr
+STAGE1_LR_PAPER_FACTOR = 0.3  # 3e-5 / 1e-4: §A.1 vs Table 9 (Spherical)
+STAGE1_WEIGHT_DECAY_DEFAULT = 0.1  # §A.1
+STAGE1_EPOCHS = (1, 3)
+STAGE1_EPOCHS_DEFAULT = 2
+CONSTANTS = {"meta_grad": "exact", "source_batch_size": 32, "source_max_samples": 5000}
+ALIASES = {"lambda": "lam", "inner_lr": "alpha"}
+
+
+def space(trial, defaults: dict) -> dict | None:
+    """Suggest MoNA's dimensions on ``trial``; returns the constant keys.
+
+    Args:
+        trial: an Optuna trial (define-by-run).
+        defaults: the task's stage-2 defaults (``lr`` is used).
+    """
+    optimizer_space(trial, "stage2_", defaults["lr"])
+    trial.suggest_float("lam", *LAM_RANGE)
+    trial.suggest_float("alpha", *ALPHA_RANGE, log=True)
+    trial.suggest_categorical("inner_steps", INNER_STEPS)
+    low, high = (defaults["lr"] * f for f in STAGE1_LR_FACTORS)
+    trial.suggest_float("stage1_lr", low, high, log=True)
+    trial.suggest_float("stage1_weight_decay", *WEIGHT_DECAY_RANGE, log=True)
+    trial.suggest_int("stage1_epochs", *STAGE1_EPOCHS)
+    return dict(CONSTANTS)
+
+
+def defaults(task_defaults: dict) -> dict:
+    """Every dimension's default (sensitivity runs hold all but one at these)."""
+    return {
+        **optimizer_defaults("stage2_", task_defaults),
+        "lam": LAM_DEFAULT, "alpha": ALPHA_DEFAULT, "inner_steps": INNER_STEPS[0],
+        "stage1_lr": task_defaults["lr"] * STAGE1_LR_PAPER_FACTOR,
+        "stage1_weight_decay": STAGE1_WEIGHT_DECAY_DEFAULT, "stage1_epochs": STAGE1_EPOCHS_DEFAULT,
+    }
