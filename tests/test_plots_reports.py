@@ -1,0 +1,81 @@
+"""Plots and reports draw exactly the store's numbers (checked on the data, not the pixels)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tuner import plot, report
+from tuner.store import TRIALS, append_rows
+
+
+def _trial(experiment, trial_id, method, task, status, config, val, test):
+    row = {"experiment": experiment, "trial_id": trial_id, "status": status, "iterations": 3,
+           "best_val_metric": val, "final_val_metric": val, "test_metric": test, "method": method,
+           "task": task, "error": "boom" if status == "error" else None}
+    row.update({f"config/{k}": v for k, v in config.items()})
+    return row
+
+
+@pytest.fixture
+def sensitivity_store(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [_trial("sens", f"t{v}{s}", "emb", "spherical", "completed",
+                   {"stage1_epochs": v, "seed": s, "stage2_lr": 1e-3}, rng.uniform(10, 90), rng.uniform(10, 90))
+            for v in (1, 2, 4) for s in range(3)]
+    rows.append(_trial("sens", "p", "emb", "spherical", "pruned", {"stage1_epochs": 2, "seed": 9, "stage2_lr": 1e-3},
+                       5.0, float("nan")))
+    rows.append(_trial("sens", "e", "emb", "spherical", "error", {"stage1_epochs": 4, "seed": 8, "stage2_lr": 1e-3},
+                       float("nan"), float("nan")))
+    append_rows(str(tmp_path), "sens", TRIALS, rows)
+    return str(tmp_path), pd.DataFrame(rows)
+
+
+def test_sensitivity_plot_points_are_the_store_means(sensitivity_store):
+    storage, rows = sensitivity_store
+    fig, table = plot.plot_sensitivity(storage, "sens", "stage1_epochs", "test")
+    done = rows[rows["status"] == "completed"]
+    expected = done.groupby("config/stage1_epochs")["test_metric"].agg(["mean", "std"])
+    line = fig.axes[0].containers[0].lines[0]  # the errorbar's data line
+    np.testing.assert_allclose(np.asarray(line.get_xdata(), float), expected.index.values)
+    np.testing.assert_allclose(np.asarray(line.get_ydata(), float), expected["mean"].values)
+    np.testing.assert_allclose(table["std"], expected["std"].values)
+    assert table["n"].tolist() == [3, 3, 3] and table["excluded"].tolist() == [0, 1, 1]
+    best = expected["mean"].idxmin()  # error rate: lower is better
+    assert fig.axes[0].lines[-1].get_xdata()[0] == best
+    assert "lower is better" in fig.axes[0].get_ylabel()
+
+
+def test_plot_cli_writes_a_png(sensitivity_store, tmp_path):
+    storage, _ = sensitivity_store
+    out = tmp_path / "s.png"
+    assert plot.main(["sensitivity", "sens", "--storage", storage, "--param", "stage1_epochs", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plot.main(["sensitivity", "sens", "--storage", storage, "--param", "nope", "--out", str(out)]) == 2
+
+
+def test_report_matches_an_independent_pandas_computation(tmp_path):
+    rng = np.random.default_rng(1)
+    rows = []
+    for exp, method, task in [("a", "finetune", "spherical"), ("b", "emb", "spherical"), ("c", "finetune", "test_toy_task")]:
+        for lr in (1e-3, 1e-2):
+            for seed in range(2):
+                rows.append(_trial(exp, f"{exp}{lr}{seed}", method, task, "completed",
+                                   {"stage2_lr": lr, "seed": seed}, rng.uniform(10, 90), rng.uniform(10, 90)))
+        rows.append(_trial(exp, f"{exp}-err", method, task, "error", {"stage2_lr": 1e-3, "seed": 5}, np.nan, np.nan))
+        rows.append(_trial(exp, f"{exp}-pr", method, task, "pruned", {"stage2_lr": 1e-1, "seed": 5}, 1.0, np.nan))
+    for exp in "abc":
+        append_rows(str(tmp_path), exp, TRIALS, [r for r in rows if r["experiment"] == exp])
+    table = report.comparison(str(tmp_path), ["a", "b", "c"]).set_index(["method", "task"])
+
+    df = pd.DataFrame(rows)
+    for (method, task), group in df.groupby(["method", "task"]):
+        done = group[group["status"] == "completed"]
+        by_lr = done.groupby("config/stage2_lr")
+        best_lr = by_lr["best_val_metric"].mean().idxmin()  # min: error metrics
+        tests = by_lr.get_group(best_lr)["test_metric"]
+        got = table.loc[(method, task)]
+        assert got["mean"] == pytest.approx(tests.mean()) and got["std"] == pytest.approx(tests.std())
+        assert (got["n"], got["completed"], got["incomplete"], got["error"]) == (2, 4, 1, 1)
+    text = report.markdown(table.reset_index())
+    assert "| method | spherical | test_toy_task |" in text and "[incomplete 1, error 1 left out]" in text

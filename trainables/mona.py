@@ -1,0 +1,371 @@
+"""``mona``: meta-learned embedder alignment (stage 1), then full fine-tuning (stage 2).
+
+Paper: MoNA, "Learning Modality Knowledge Alignment for Cross-Modality Transfer" (Ma et al.,
+ICML 2024, arXiv 2406.18864), §3.2, Alg. 1, Eq. (2)-(6), Appendix A.1-A.3. The authors' code
+is not public; this follows the paper and DESIGN §4.
+
+Stage 1, per target batch (x_t, y_t) and source-surrogate batch (x_s, y_s) (Alg. 1):
+
+1. ``L_inner`` = task loss of the full target model g = h ∘ f ∘ e at (φ_e, θ_f, θ_h) (Eq. 1).
+2. Virtual update of the full target model, S = ``inner_steps`` plain SGD steps of size
+   α = ``alpha`` (Eq. 3): θ^{s+1} = θ^s - α ∇_θ L_inner(θ^s), θ^0 = (φ_e, θ_f, θ_h). The graph
+   is kept, so θ_f* depends on φ_e.
+3. Source features f_s = normalise(mean_tokens(f(e_src(x_s); θ_f*))) with the frozen
+   pretrained stem e_src (``source_embedder``).
+4. ``L_outer`` = L_align + L_uniform on f_s (Eq. 4, Wang & Isola's minimised form; see
+   ``trainables.losses.alignment`` for the signs).
+5. L' = λ L_outer + L_inner (Eq. 5; ``lam`` is λ); its gradient w.r.t. φ_e alone drives an
+   AdamW step (Eq. 6). The virtual parameters are discarded: the real encoder and predictor
+   weights are untouched by stage 1.
+
+Symbol map: φ_e = ``model.embedder`` parameters (``phi``), θ_f = ``model.encoder``, θ_h =
+``model.predictor`` (together ``theta``), α = ``alpha``, S = ``inner_steps``, λ = ``lam``.
+
+The embedder in the inner loop: Eq. (3) starts the inner loop at θ_e^0 = φ_e and updates the
+*whole* target model (Fig. 5a), so the embedder is virtually updated too. For S = 1 this
+never reaches L_outer: L_outer reads only θ_f*, and the source path uses the frozen source
+stem, not the target embedder. For S > 1 it does: steps 2..S evaluate ∇_θf L_inner at the
+virtually updated embedder θ_e^1, ... . (The last step's virtual embedder and predictor are
+never read; computing them costs one small extra backward through the stem and head.)
+
+The meta-gradient. L_outer depends on φ_e only through θ_f*(φ_e), and for S = 1
+
+    ∇_φ L' = ∇_φ L_inner - λ α (∂²L_inner / ∂φ ∂θ_f) v,    v = ∇_θf L_outer(θ_f*).
+
+A first-order (FOMAML) approximation detaches ∇_θ L_inner and drops the second term, i.e.
+all of L_outer's influence: it is not offered. Two modes compute it:
+
+- ``exact``: autograd through the S inner steps (``torch.func.functional_call`` with
+  ``create_graph=True``); any S. Memory grows with the double-backward graph.
+- ``finite_difference`` (S = 1): the mixed Hessian-vector product by central differences of
+  first-order gradients, as DARTS does (Liu et al., ICLR 2019, arXiv 1806.09055, Eq. 8):
+  (∂²L_inner/∂φ∂θ_f) v ≈ [∇_φ L_inner(θ_f + εv) - ∇_φ L_inner(θ_f - εv)] / (2ε),
+  ε = r / ||v||, r = ``FD_RADIUS`` = 0.01 (DARTS's value). Four first-order passes, no
+  double backward.
+
+BatchNorm and dropout: the base puts the encoder in eval mode for stage 1
+(``set_train_mode``), so its BatchNorm uses running statistics; the functional calls replace
+parameters only and use the modules' buffers as they are. The embedder (train mode) updates
+its BatchNorm running statistics exactly once per batch, on the first L_inner forward, as
+Emb does; every further forward of the step (inner steps 2..S, the ±εv passes) runs on
+scratch copies of the buffers, which are discarded.
+
+Deviations:
+    - Eq. (4): Wang & Isola's minimised alignment + uniformity with squared distances, not
+      the printed signs and plain norms (``trainables.losses.alignment``).
+    - α is not given by the paper: searched (``search_spaces.mona``).
+    - Stage-1 length: the paper's ten epochs (§A.1; "only 5", §4) become 1-3 searched epochs
+      for the CPU budget; the stage-1 lr range is scaled to the task (``search_spaces.mona``).
+    - Source surrogate: at mini scale scikit-learn's digits instead of CIFAR-10 (DESIGN §9),
+      at most ``source_max_samples`` of them, one random batch of ``source_batch_size`` per
+      target batch, drawn from the trial's data RNG.
+    - The epoch's ``train_loss`` in stage 1 is the mean of L' (the stage's objective).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from search_spaces import mona as mona_space
+from trainables.base import TrialConfig, TwoStageTrainable
+from trainables.losses.alignment import alignment_loss, uniformity_loss
+from trainables.registry import register_method
+
+PAPER = "MoNA (Ma et al., ICML 2024, arXiv 2406.18864) §3.2, Alg. 1, Eq. 2-6"
+META_GRAD_MODES = ("exact", "finite_difference")
+FD_RADIUS = 1e-2  # DARTS: ε = 0.01 / ||v||
+EMBEDDER, ENCODER = "embedder.", "encoder."
+
+
+@dataclass(frozen=True)
+class MonaConfig(TrialConfig):
+    lam: float  # λ of Eq. (5)
+    alpha: float  # α of Eq. (3): the virtual SGD step
+    inner_steps: int  # S
+    meta_grad: str  # "exact" | "finite_difference"
+    stage1_lr: float
+    stage1_weight_decay: float
+    stage1_epochs: int
+    source_batch_size: int
+    source_max_samples: int  # 0 = the whole source surrogate
+
+    def validate(self) -> None:
+        """Check the base fields and MoNA's.
+
+        Raises:
+            ValueError: naming the field, the value received and the valid range or the fix.
+        """
+        super().validate()
+        if self.meta_grad not in META_GRAD_MODES:
+            raise ValueError(f"meta_grad must be one of {META_GRAD_MODES}, got {self.meta_grad!r}")
+        if self.meta_grad == "finite_difference" and self.inner_steps != 1:
+            raise ValueError(
+                f"meta_grad='finite_difference' needs inner_steps == 1 (it differentiates a single "
+                f"virtual SGD step by central differences), got inner_steps={self.inner_steps}. "
+                "Use meta_grad='exact' for more inner steps."
+            )
+        checks = [
+            ("lam", self.lam >= 0, ">= 0"), ("alpha", self.alpha > 0, "> 0"),
+            ("inner_steps", self.inner_steps >= 1, ">= 1"), ("stage1_lr", self.stage1_lr > 0, "> 0"),
+            ("stage1_weight_decay", self.stage1_weight_decay >= 0, ">= 0"),
+            ("stage1_epochs", self.stage1_epochs >= 0, ">= 0"),
+            ("source_batch_size", self.source_batch_size >= 2, ">= 2 (the outer loss needs pairs)"),
+            ("source_max_samples", self.source_max_samples >= 0, ">= 0 (0 = all)"),
+        ]
+        for name, ok, valid in checks:
+            if not ok:
+                raise ValueError(f"{name} must be {valid}, got {getattr(self, name)!r}")
+
+
+@dataclass(frozen=True)
+class MetaBatch:
+    """One stage-1 step's data."""
+
+    x: torch.Tensor  # (B, C, H, W) target inputs
+    y: torch.Tensor  # target labels (B,) or dense targets
+    x_s: torch.Tensor  # (B_s, 3, H, W) source-surrogate images
+    y_s: torch.Tensor  # (B_s,) source labels
+
+
+@dataclass(frozen=True)
+class OuterLoss:
+    align: torch.Tensor
+    uniform: torch.Tensor
+
+    @property
+    def total(self) -> torch.Tensor:
+        return self.align + self.uniform
+
+
+@dataclass(frozen=True)
+class Objective:
+    """L' = λ L_outer + L_inner (Eq. 5) and its parts, as tensors (graph attached)."""
+
+    total: torch.Tensor
+    inner: torch.Tensor
+    outer: OuterLoss
+
+
+@dataclass(frozen=True)
+class MetaStep:
+    """One meta-gradient: ∇_φ L' for each embedder parameter, and the loss values."""
+
+    grads: list[torch.Tensor]  # in ``model.embedder.parameters()`` order
+    objective: float  # L'
+    loss_inner: float
+    loss_outer: float
+    loss_align: float
+    loss_uniform: float
+
+
+# ---- parameters ------------------------------------------------------------------------------
+def meta_params(model: nn.Module) -> dict[str, torch.Tensor]:
+    """All parameters of ``model`` by name, ready for the inner loop.
+
+    The embedder entries are the model's own parameters (φ_e, the leaves the meta-gradient is
+    taken w.r.t.); encoder and predictor entries are detached views that require grad (θ:
+    leaves sharing storage, so the inner loop can differentiate w.r.t. them even though stage 1
+    freezes them, and nothing ever writes to the real tensors).
+    """
+    return {n: p if n.startswith(EMBEDDER) else p.detach().requires_grad_(True)
+            for n, p in model.named_parameters()}
+
+
+def scratch_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Copies of every buffer: forwards run on them update no real BatchNorm statistics."""
+    return {n: b.clone() for n, b in model.named_buffers()}
+
+
+def encoder_params(params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The encoder's entries of a full-model parameter dict, named relative to the encoder."""
+    return {n[len(ENCODER):]: p for n, p in params.items() if n.startswith(ENCODER)}
+
+
+# ---- the losses ------------------------------------------------------------------------------
+def task_loss(model: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+              loss_fn, buffers: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """Eq. (1): the task loss of ``model`` run with ``params`` (and optionally ``buffers``)."""
+    tensors = params if buffers is None else {**buffers, **params}
+    return loss_fn(functional_call(model, tensors, (x,)), y)
+
+
+def inner_update(model: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                 loss_fn, alpha: float, steps: int, create_graph: bool = True
+                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """S virtual SGD steps on the whole target model (Eq. 3; Alg. 1 "virtually update").
+
+    Args:
+        params: every parameter of ``model`` by name (``meta_params``); all must require grad.
+        alpha: the step size α.
+        steps: S >= 1.
+        create_graph: keep the graph of each gradient so the result depends on the initial
+            ``params`` to second order (the exact meta-gradient). ``False`` detaches the
+            gradients: the first-order approximation (only for showing that it loses L_outer).
+
+    Returns:
+        (L_inner at ``params`` (Eq. 1), the virtual parameters θ* after S steps). Only the
+        first forward updates the real BatchNorm statistics.
+    """
+    if steps < 1:
+        raise ValueError(f"inner steps must be >= 1, got {steps}")
+    names = list(params)
+    current, loss_inner, buffers = params, None, None
+    for _ in range(steps):
+        loss = task_loss(model, current, x, y, loss_fn, buffers)
+        grads = torch.autograd.grad(loss, [current[n] for n in names], create_graph=create_graph)
+        current = {n: current[n] - alpha * g for n, g in zip(names, grads)}
+        if loss_inner is None:
+            loss_inner, buffers = loss, scratch_buffers(model)
+    return loss_inner, current
+
+
+def source_features(encoder: nn.Module, params: dict[str, torch.Tensor], source_embedder: nn.Module,
+                    x_s: torch.Tensor) -> torch.Tensor:
+    """Source features f_s on the unit sphere, from the (virtual) encoder ``params``.
+
+    Returns:
+        (B_s, D) L2-normalised token means of f(e_src(x_s); θ_f).
+    """
+    with torch.no_grad():
+        embedded = source_embedder(x_s)  # frozen pretrained stem: a constant of φ and θ
+    tokens = functional_call(encoder, params, (embedded,))  # (B_s, N, D)
+    return F.normalize(tokens.mean(dim=1), dim=1)  # (B_s, N, D) -> (B_s, D), unit norm
+
+
+def outer_loss(encoder: nn.Module, params: dict[str, torch.Tensor], source_embedder: nn.Module,
+               x_s: torch.Tensor, y_s: torch.Tensor) -> OuterLoss:
+    """Eq. (4) in Wang & Isola's minimised form on the source features of ``params``."""
+    f = source_features(encoder, params, source_embedder, x_s)
+    return OuterLoss(alignment_loss(f, y_s), uniformity_loss(f))
+
+
+def mona_objective(model: nn.Module, source_embedder: nn.Module, params: dict[str, torch.Tensor],
+                   batch: MetaBatch, loss_fn, lam: float, alpha: float, steps: int,
+                   create_graph: bool = True) -> Objective:
+    """L'(φ) = λ L_outer(θ_f*(φ)) + L_inner(φ) (Eq. 5), θ* from ``inner_update``."""
+    loss_inner, virtual = inner_update(model, params, batch.x, batch.y, loss_fn, alpha, steps, create_graph)
+    outer = outer_loss(model.encoder, encoder_params(virtual), source_embedder, batch.x_s, batch.y_s)
+    return Objective(lam * outer.total + loss_inner, loss_inner, outer)
+
+
+# ---- the meta-gradient -------------------------------------------------------------------------
+def _meta_step(grads, objective: torch.Tensor, inner: torch.Tensor, outer: OuterLoss) -> MetaStep:
+    return MetaStep([g.detach() for g in grads], objective.item(), inner.item(), outer.total.item(),
+                    outer.align.item(), outer.uniform.item())
+
+
+def meta_gradient_exact(model: nn.Module, source_embedder: nn.Module, batch: MetaBatch, loss_fn,
+                        lam: float, alpha: float, steps: int) -> MetaStep:
+    """∇_φ L' by autograd through the S inner steps (second order, any S).
+
+    Returns:
+        The embedder gradients and the loss values; no parameter of ``model`` is changed
+        (the embedder's BatchNorm statistics advance once, as in a plain training step).
+    """
+    params = meta_params(model)
+    phi = [p for n, p in params.items() if n.startswith(EMBEDDER)]
+    obj = mona_objective(model, source_embedder, params, batch, loss_fn, lam, alpha, steps, create_graph=True)
+    grads = torch.autograd.grad(obj.total, phi)
+    return _meta_step(grads, obj.total, obj.inner, obj.outer)
+
+
+def meta_gradient_finite_difference(model: nn.Module, source_embedder: nn.Module, batch: MetaBatch,
+                                    loss_fn, lam: float, alpha: float, radius: float = FD_RADIUS
+                                    ) -> MetaStep:
+    """∇_φ L' for S = 1, the mixed second derivative by central differences (DARTS).
+
+    ∇_φ L' = ∇_φ L_inner - λ α [∇_φ L_inner(θ_f + εv) - ∇_φ L_inner(θ_f - εv)] / (2ε),
+    v = ∇_θf L_outer(θ_f*), ε = ``radius`` / ||v||. Four first-order passes (L_inner, L_outer,
+    and the two shifted L_inner), no double backward.
+
+    Returns:
+        As ``meta_gradient_exact``.
+    """
+    params = meta_params(model)
+    names = list(params)
+    phi_names = [n for n in names if n.startswith(EMBEDDER)]
+    enc_names = [n for n in names if n.startswith(ENCODER)]
+    phi = [params[n] for n in phi_names]
+
+    # 1-2: L_inner, its first-order gradients (φ_e and θ_f; the predictor's step is never
+    # read for S = 1), and one virtual step of the encoder.
+    loss_inner = task_loss(model, params, batch.x, batch.y, loss_fn)
+    wrt = phi_names + enc_names
+    grads = dict(zip(wrt, torch.autograd.grad(loss_inner, [params[n] for n in wrt])))
+    virtual = {n: (params[n] - alpha * grads[n]).detach().requires_grad_(True) for n in enc_names}
+    # 3-4: L_outer at θ_f* and v = ∇_θf L_outer(θ_f*).
+    outer = outer_loss(model.encoder, encoder_params(virtual), source_embedder, batch.x_s, batch.y_s)
+    v = torch.autograd.grad(outer.total, [virtual[n] for n in enc_names])
+    v_norm = torch.sqrt(sum((t * t).sum() for t in v))
+
+    # 5: (∂²L_inner/∂φ∂θ_f) v by central differences of ∇_φ L_inner along ±εv.
+    if v_norm > 0:
+        eps = radius / v_norm
+        fixed = {n: params[n].detach() for n in names if not n.startswith(EMBEDDER)}
+
+        def grad_phi_shifted(sign: float) -> tuple[torch.Tensor, ...]:
+            shifted = {**fixed, **{n: fixed[n] + sign * eps * vn for n, vn in zip(enc_names, v)}}
+            loss = task_loss(model, {**shifted, **dict(zip(phi_names, phi))}, batch.x, batch.y, loss_fn,
+                             buffers=scratch_buffers(model))
+            return torch.autograd.grad(loss, phi)
+
+        hvp = [(gp - gm) / (2 * eps) for gp, gm in zip(grad_phi_shifted(1.0), grad_phi_shifted(-1.0))]
+    else:  # L_outer is flat in θ_f: no second-order term
+        hvp = [torch.zeros_like(p) for p in phi]
+    meta = [grads[n] - lam * alpha * h for n, h in zip(phi_names, hvp)]
+    return _meta_step(meta, lam * outer.total + loss_inner, loss_inner, outer)
+
+
+# ---- the Trainable ----------------------------------------------------------------------------
+class MonaTrainable(TwoStageTrainable):
+    """Stage 1: the embedder by MoNA's bi-level objective (Alg. 1); stage 2: everything, task loss."""
+
+    config_class = MonaConfig
+    stage1_name = "meta_alignment"
+    loss_part_keys = ("loss_inner", "loss_outer", "loss_align", "loss_uniform")
+
+    def setup_method(self) -> None:
+        self.load_source(self.cfg.source_max_samples)
+
+    def stage1_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.model.embedder.parameters(), lr=self.cfg.stage1_lr,
+                                 weight_decay=self.cfg.stage1_weight_decay)
+
+    def meta_gradient(self, batch: MetaBatch) -> MetaStep:
+        """∇_φ L' on ``batch`` with the configured mode."""
+        cfg = self.cfg
+        if cfg.meta_grad == "exact":
+            return meta_gradient_exact(self.model, self.source_embedder, batch, self.loss_fn,
+                                       cfg.lam, cfg.alpha, cfg.inner_steps)
+        return meta_gradient_finite_difference(self.model, self.source_embedder, batch, self.loss_fn,
+                                               cfg.lam, cfg.alpha)
+
+    def stage1_epoch(self) -> dict:
+        """One epoch of Alg. 1's stage 1: one meta-step on φ_e per target batch."""
+        self.set_train_mode()
+        keys = ("train_loss",) + self.loss_part_keys
+        totals, seen = dict.fromkeys(keys, 0.0), 0
+        for x, y in self.train_batches():
+            x_s, y_s = self.source_batch(self.cfg.source_batch_size)
+            step = self.meta_gradient(MetaBatch(x, y, x_s, y_s))
+            if not math.isfinite(step.objective):
+                return {"train_loss": step.objective, "samples": seen}
+            self.optimizer.zero_grad(set_to_none=True)
+            for p, g in zip(self.model.embedder.parameters(), step.grads):
+                p.grad = g
+            self.optimizer.step()
+            self.scheduler.step()
+            values = (step.objective, step.loss_inner, step.loss_outer, step.loss_align, step.loss_uniform)
+            for key, value in zip(keys, values):
+                totals[key] += value * len(x)
+            seen += len(x)
+        return {**{k: v / seen for k, v in totals.items()}, "samples": seen}
+
+
+register_method("mona", MonaTrainable, mona_space.space, paper=PAPER,
+                constants={"embedder_init": "random", "freeze_encoder": False})
