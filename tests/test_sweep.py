@@ -116,3 +116,31 @@ def test_sensitivity_grid_runs_every_value_and_seed_to_full_length(ray_local, tm
     assert grid == [(1, 0), (1, 1), (2, 0), (2, 1)]
     assert (trials["iterations"] == trials["config/stage1_epochs"] + 2).all()
     assert (trials["config/stage1_lr"] == resolved.defaults["lr"] * 10).all()  # held at its default
+
+
+def test_space_file_changes_what_is_sampled(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("stage2_lr: {low: 0.02, high: 0.03}\nstage1_epochs: [3]\nstage2_weight_decay: 0.05\n")
+    resolved = SweepSpec(method="emb", data_dir=str(tmp_path), space_file=str(path), **TOY).resolve()
+    searcher = experiment.make_searcher(resolved, "min")
+    configs = [searcher.suggest(f"t{i}") for i in range(6)]
+    assert all(0.02 <= c["stage2_lr"] <= 0.03 for c in configs)
+    assert {c["stage1_epochs"] for c in configs} == {3}
+    assert {c["stage2_weight_decay"] for c in configs} == {0.05}
+    assert len({c["stage1_lr"] for c in configs}) == 6  # untouched dimensions still searched
+    import pickle
+    pickle.dumps(searcher)  # Ray checkpoints the searcher: the wrapped space must pickle
+
+
+@pytest.mark.parametrize("text,message", [
+    ("stage2_lr: {low: 0.1, high: 0.01}\n", "line 1: 'stage2_lr' range must be"),
+    ("stage1_epochs: 2\nlearning_rate: 0.1\n", "line 2: unknown dimension 'learning_rate'"),
+    ("stage1_epochs: [1, 2\n", "not valid YAML"),
+    ("- stage2_lr\n", "line 1: expected a mapping"),
+    ("stage1_epochs: two\n", "line 1: 'stage1_epochs' = 'two' is not a int"),
+])
+def test_malformed_space_file_is_refused_naming_the_key(text, message, tmp_path, capsys):
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    assert main(["--task", "test_toy_task", "--method", "emb", "--space", str(path), "--data-dir", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err

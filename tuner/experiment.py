@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import optuna
@@ -19,6 +20,7 @@ from optuna.trial import TrialState
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.optuna import OptunaSearch
 
+from search_spaces.overrides import overridden_space
 from trainables.metrics import get_metric
 from trainables.registry import get_method, get_task
 from tuner.spec import DATA_SEED, ResolvedSpec
@@ -85,15 +87,23 @@ class PruneAwareOptunaSearch(OptunaSearch):
 
 
 def make_searcher(resolved: ResolvedSpec, mode: str) -> PruneAwareOptunaSearch:
-    """TPE over the method's define-by-run space, seeded; ``--set`` dimensions held fixed."""
+    """TPE over the method's define-by-run space, seeded; ``--space`` ranges applied and
+    ``--set`` / fixed ``--space`` dimensions held."""
     spec = resolved.spec
     sampler: optuna.samplers.BaseSampler = optuna.samplers.TPESampler(
         seed=spec.seed, n_startup_trials=max(2, spec.num_samples // 4),
         multivariate=True, constant_liar=True,  # explicit: Optuna 5 changed the defaults
     )
     if resolved.fixed:
-        sampler = optuna.samplers.PartialFixedSampler(resolved.fixed, sampler)
-    space = functools.partial(get_method(spec.method).space, defaults=resolved.defaults)
+        with warnings.catch_warnings():  # stable since Optuna 2.4, still flagged experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.PartialFixedSampler(resolved.fixed, sampler)
+    method_space = get_method(spec.method).space
+    if resolved.ranges:
+        space = functools.partial(overridden_space, space=method_space, defaults=resolved.defaults,
+                                  ranges=resolved.ranges)
+    else:
+        space = functools.partial(method_space, defaults=resolved.defaults)
     return PruneAwareOptunaSearch(space=space, metric=METRIC, mode=mode, sampler=sampler)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from search_spaces.overrides import read_overrides
 from trainables.models.backbones import default_backbone, pretrained_available
 from trainables.paths import data_root
 from trainables.registry import SCALES, get_backbone, get_method, get_task
@@ -54,6 +55,7 @@ class SweepSpec:
     sensitivity: str | None = None  # "name=v1,v2,...": a grid over one dimension, no pruning
     seeds: int = 1  # repeats of every grid value (sensitivity mode)
     fixed: tuple[str, ...] = ()  # "name=value": dimensions held at a value instead of searched
+    space_file: str | None = None  # YAML overrides of the space's ranges (search_spaces.overrides)
 
     def resolve(self) -> "ResolvedSpec":
         """Validate names and ranges, settle scale and backbone, fill task defaults.
@@ -74,13 +76,14 @@ class SweepSpec:
             raise ValueError(f"backbone {backbone.name!r} is {backbone.modality}, task {task.name!r} "
                              f"is {task.modality}")
         defaults = task.defaults["mini"] if scale == "mini" else task.defaults
-        grid, fixed = parse_dimensions(method.space, defaults, spec.sensitivity, spec.fixed)
+        ranges, file_fixed = read_space_file(method.space, defaults, spec.space_file)
+        grid, fixed = parse_dimensions(method.space, defaults, spec.sensitivity, spec.fixed, file_fixed)
         return ResolvedSpec(
             spec=spec, scale=scale, backbone=backbone.name, data_root=str(root),
             defaults=defaults, fallback_reason=reason,
             storage=_absolute_storage(spec.storage),
             name=spec.name or f"{spec.task}-{spec.method}-{time.strftime('%Y%m%d-%H%M%S')}",
-            method_constants=dict(method.constants), grid=grid, fixed=fixed,
+            method_constants=dict(method.constants), grid=grid, fixed=fixed, ranges=ranges,
         )
 
     def _check_ranges(self) -> None:
@@ -140,6 +143,7 @@ class ResolvedSpec:
     method_constants: dict
     grid: tuple[str, tuple] | None  # sensitivity mode: (config key, values)
     fixed: dict  # held dimensions: every default in sensitivity mode, else the --set values
+    ranges: dict  # --space range/choice overrides for the searched dimensions
 
     @property
     def stage2_epochs(self) -> int:
@@ -171,8 +175,16 @@ def space_module(space) -> ModuleType:
     return importlib.import_module(space.__module__)
 
 
-def parse_dimensions(space, task_defaults: dict, sensitivity: str | None,
-                     fixed: tuple[str, ...]) -> tuple[tuple[str, tuple] | None, dict]:
+def read_space_file(space, task_defaults: dict, path: str | None) -> tuple[dict, dict]:
+    """(ranges, fixed values) from a ``--space`` YAML file; empty without one."""
+    if path is None:
+        return {}, {}
+    module = space_module(space)
+    return read_overrides(path, module.defaults(task_defaults), getattr(module, "ALIASES", {}))
+
+
+def parse_dimensions(space, task_defaults: dict, sensitivity: str | None, fixed: tuple[str, ...],
+                     file_fixed: dict | None = None) -> tuple[tuple[str, tuple] | None, dict]:
     """Parse ``--sensitivity name=v1,v2`` and ``--set name=value`` against a method's space.
 
     Values take the type of the dimension's default (int, float, str or bool). In sensitivity
@@ -198,7 +210,7 @@ def parse_dimensions(space, task_defaults: dict, sensitivity: str | None,
             raise ValueError(f"{flag} {name!r}: not a dimension of {module.__name__}. Valid: {', '.join(names)}")
         return key, [_typed(v.strip(), dims[key], flag, name) for v in raw.split(",")]
 
-    held = {}
+    held = dict(file_fixed or {})
     for item in fixed:
         key, values = split(item, "--set")
         if len(values) != 1:

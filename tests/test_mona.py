@@ -1,0 +1,249 @@
+"""MoNA: the alignment/uniformity loss, the meta-gradient (exact and finite-difference), and
+the Trainable. Gradient checks run in float64 on the tiny timm ``test_efficientnet``
+(SiLU: smooth, so central differences converge) through the functions MonaTrainable calls.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import pickle
+
+import optuna
+import pytest
+import torch
+from trial_configs import sample_config
+
+import trainables.mona  # noqa: F401  (registers "mona" until the registry lists it)
+from search_spaces import mona as mona_space
+from trainables.losses.alignment import alignment_loss, uniformity_loss
+from trainables.losses.task import cross_entropy
+from trainables.models.backbones import create_source_model
+from trainables.models.crossmodal import build_model
+from trainables.mona import (
+    MetaBatch,
+    MonaConfig,
+    meta_gradient_exact,
+    meta_gradient_finite_difference,
+    meta_params,
+    mona_objective,
+)
+from trainables.registry import get_backbone, get_method
+
+LAM, ALPHA = 1.0, 0.1
+
+
+# ---- helpers -----------------------------------------------------------------------------------
+def tiny_model(dtype=torch.float64, seed: int = 0):
+    """The toy task's model (1x32x32 -> 4 classes on test_efficientnet), stage-1 modes set."""
+    torch.manual_seed(seed)
+    spec = get_backbone("test_efficientnet")
+    built = build_model(create_source_model(spec, "random"), spec, (1, 32, 32), 4, "classification", "random")
+    model, source = built.model.to(dtype), built.source_embedder.to(dtype)
+    model.train()
+    model.encoder.eval()  # as TwoStageTrainable.set_train_mode in stage 1
+    return model, source
+
+
+def tiny_batch(dtype=torch.float64, seed: int = 0) -> MetaBatch:
+    g = torch.Generator().manual_seed(seed)
+    return MetaBatch(x=torch.randn(8, 1, 32, 32, generator=g).to(dtype), y=torch.randint(0, 4, (8,), generator=g),
+                     x_s=torch.rand(8, 3, 32, 32, generator=g).to(dtype), y_s=torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]))
+
+
+def flat(tensors) -> torch.Tensor:
+    return torch.cat([t.flatten() for t in tensors])
+
+
+def embedder_names(model) -> list[str]:
+    return [f"embedder.{n}" for n, _ in model.embedder.named_parameters()]
+
+
+def objective_value(model, source, batch, phi_shift: dict, lam, steps) -> float:
+    """L'(φ + shift): the virtual update recomputed from the shifted embedder."""
+    params = meta_params(model)
+    params.update({n: (params[n] + d).detach().requires_grad_(True) for n, d in phi_shift.items()})
+    obj = mona_objective(model, source, params, batch, cross_entropy, lam, ALPHA, steps, create_graph=False)
+    return obj.total.item()
+
+
+# ---- alignment and uniformity --------------------------------------------------------------------
+def test_alignment_is_zero_when_same_class_features_coincide():
+    f = torch.nn.functional.normalize(torch.tensor([[1.0, 2.0], [1.0, 2.0], [-3.0, 1.0], [-3.0, 1.0]]), dim=1)
+    assert alignment_loss(f, torch.tensor([0, 0, 1, 1])).item() == pytest.approx(0.0, abs=1e-6)
+    # no two samples share a class: defined as 0 (nothing to align), not NaN
+    assert alignment_loss(f[1:3], torch.tensor([0, 1])).item() == 0.0
+
+
+def test_uniformity_of_antipodal_points():
+    f = torch.tensor([[0.0, 1.0, 0.0], [0.0, -1.0, 0.0]], dtype=torch.float64)
+    assert uniformity_loss(f).item() == pytest.approx(-8.0)  # log exp(-2 * |2|²)
+    assert uniformity_loss(f, t=0.5).item() == pytest.approx(-2.0)
+
+
+def test_alignment_and_uniformity_hand_computed():
+    # e1, e2, -e1 with labels 0, 0, 1: d²(0,1) = 2, d²(0,2) = 4, d²(1,2) = 2.
+    f = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]], dtype=torch.float64)
+    assert alignment_loss(f, torch.tensor([0, 0, 1])).item() == pytest.approx(2.0)
+    # all three share a class: mean of the six ordered pairs (2, 4, 2) * 2 / 6 = 8/3
+    assert alignment_loss(f, torch.tensor([1, 1, 1])).item() == pytest.approx(8 / 3)
+    expected = math.log((2 * math.exp(-4) + 2 * math.exp(-8) + 2 * math.exp(-4)) / 6)
+    assert uniformity_loss(f).item() == pytest.approx(expected)
+    # gradient of the alignment: d/df0 of (|f0 - f1|² * 2 / 2) = 2 (f0 - f1)
+    f.requires_grad_(True)
+    (grad,) = torch.autograd.grad(alignment_loss(f, torch.tensor([0, 0, 1])), f)
+    torch.testing.assert_close(grad, torch.tensor([[2.0, -2.0], [-2.0, 2.0], [0.0, 0.0]], dtype=torch.float64))
+
+
+def test_losses_refuse_a_single_sample():
+    with pytest.raises(ValueError, match="B >= 2"):
+        uniformity_loss(torch.ones(1, 4))
+
+
+# ---- the meta-gradient -------------------------------------------------------------------------
+@pytest.mark.parametrize("steps", [1, 2])
+def test_exact_meta_gradient_matches_central_differences_of_the_objective(steps):
+    """<∇_φ L', u> equals [L'(φ + hu) - L'(φ - hu)] / 2h, θ*(φ ± hu) recomputed each time.
+
+    One direction is the outer loss's own contribution to the gradient (exact minus λ = 0), on
+    which a first-order gradient would be off by 100%; two are random.
+    """
+    model, source = tiny_model()
+    batch = tiny_batch()
+    names = embedder_names(model)
+    grads = meta_gradient_exact(model, source, batch, cross_entropy, LAM, ALPHA, steps).grads
+    direct = meta_gradient_exact(model, source, batch, cross_entropy, 0.0, ALPHA, steps).grads
+    g = torch.Generator().manual_seed(1)
+    directions = [[a - b for a, b in zip(grads, direct)]] + [
+        [torch.randn(p.shape, generator=g, dtype=p.dtype) for p in grads] for _ in range(2)]
+    h = 1e-5
+    for u in directions:
+        norm = flat(u).norm()
+        u = [t / norm for t in u]
+        plus = objective_value(model, source, batch, {n: h * t for n, t in zip(names, u)}, LAM, steps)
+        minus = objective_value(model, source, batch, {n: -h * t for n, t in zip(names, u)}, LAM, steps)
+        numeric = (plus - minus) / (2 * h)
+        analytic = torch.dot(flat(grads), flat(u)).item()
+        assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-9), (steps, analytic, numeric)
+    # The first direction is not degenerate: the outer loss moves the gradient substantially.
+    assert flat(directions[0]).norm() > 0.1 * flat(direct).norm()
+
+
+def test_finite_difference_mode_matches_exact():
+    """The outer-loss term -λα H v agrees: relative error < 1e-3 (float64; measured 3e-5, the
+    O(r²) truncation of r = 0.01) and < 1e-2 in float32 (measured 1.3e-4)."""
+    for dtype, tol in ((torch.float64, 1e-3), (torch.float32, 1e-2)):
+        model, source = tiny_model(dtype)
+        batch = tiny_batch(dtype)
+        direct = flat(meta_gradient_exact(model, source, batch, cross_entropy, 0.0, ALPHA, 1).grads)
+        exact = flat(meta_gradient_exact(model, source, batch, cross_entropy, LAM, ALPHA, 1).grads) - direct
+        fd_step = meta_gradient_finite_difference(model, source, batch, cross_entropy, LAM, ALPHA)
+        fd = flat(fd_step.grads) - direct
+        assert ((fd - exact).norm() / exact.norm()).item() < tol, dtype
+        assert torch.nn.functional.cosine_similarity(fd, exact, dim=0).item() > 1 - tol
+        assert exact.norm() > 0.1 * direct.norm()  # the compared term is not negligible
+
+
+def test_outer_loss_reaches_the_embedder_only_through_second_order_terms():
+    model, source = tiny_model()
+    batch = tiny_batch()
+    params = meta_params(model)
+    phi = [params[n] for n in embedder_names(model)]
+    exact = mona_objective(model, source, params, batch, cross_entropy, LAM, ALPHA, 1, create_graph=True)
+    grads = torch.autograd.grad(exact.outer.total, phi)
+    assert flat(grads).norm() > 1e-4
+    # First-order (detached inner gradient, FOMAML): θ_f* no longer depends on φ, so the outer
+    # loss contributes nothing to the embedder's gradient.
+    first = mona_objective(model, source, params, batch, cross_entropy, LAM, ALPHA, 1, create_graph=False)
+    assert first.outer.total.item() == pytest.approx(exact.outer.total.item(), rel=1e-12)
+    assert all(g is None for g in torch.autograd.grad(first.outer.total, phi, allow_unused=True))
+
+
+@pytest.mark.parametrize("mode", ["exact", "finite_difference"])
+def test_meta_gradient_leaves_the_model_parameters_untouched(mode):
+    model, source = tiny_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    batch = tiny_batch()
+    if mode == "exact":
+        meta_gradient_exact(model, source, batch, cross_entropy, LAM, ALPHA, 2)
+    else:
+        meta_gradient_finite_difference(model, source, batch, cross_entropy, LAM, ALPHA)
+    for k, v in model.state_dict().items():
+        if "running" not in k and "num_batches" not in k:
+            assert torch.equal(v, before[k]), k
+    # the embedder's BatchNorm statistics advanced exactly once (one real forward per step)
+    tracked = [k for k in before if k.startswith("embedder.") and k.endswith("num_batches_tracked")]
+    assert tracked and all(model.state_dict()[k] == before[k] + 1 for k in tracked)
+    assert all(torch.equal(model.state_dict()[k], before[k]) for k in before if k.startswith("encoder."))
+
+
+# ---- config and space ---------------------------------------------------------------------------
+def test_config_refuses_finite_difference_with_several_inner_steps(tmp_path):
+    config = {**sample_config("mona", tmp_path), "meta_grad": "finite_difference", "inner_steps": 2}
+    with pytest.raises(ValueError, match=r"needs inner_steps == 1.*got inner_steps=2.*meta_grad='exact'"):
+        MonaConfig.from_config(config)
+    with pytest.raises(ValueError, match="meta_grad must be one of"):
+        MonaConfig.from_config({**config, "meta_grad": "first_order"})
+    with pytest.raises(ValueError, match="source_batch_size must be >= 2"):
+        MonaConfig.from_config({**config, "meta_grad": "exact", "source_batch_size": 1})
+
+
+def test_space_samples_valid_configs_and_defaults_are_in_range(tmp_path):
+    fields = {f.name for f in dataclasses.fields(MonaConfig)}
+    assert pickle.loads(pickle.dumps(mona_space.space)) is mona_space.space
+    for seed in range(4):
+        MonaConfig.from_config(sample_config("mona", tmp_path, seed=seed))  # exact key set, validated
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+    constants = mona_space.space(trial, {"lr": 1e-3})
+    dims = mona_space.defaults({"lr": 1e-3, "weight_decay": 1e-4})
+    assert set(dims) == set(trial.params) and set(dims) | set(constants) <= fields
+    for name, value in dims.items():
+        dist = trial.distributions[name]
+        ok = value in dist.choices if hasattr(dist, "choices") else dist.low <= value <= dist.high
+        assert ok, (name, value)
+    assert set(mona_space.ALIASES.values()) <= fields
+
+
+# ---- the Trainable -----------------------------------------------------------------------------
+def mona_config(tmp_path, **overrides) -> dict:
+    return {**sample_config("mona", tmp_path), "stage1_epochs": 1, "stage2_epochs": 1, **overrides}
+
+
+@pytest.mark.parametrize("mode,steps", [("exact", 2), ("finite_difference", 1)])
+def test_stage1_changes_only_the_embedder(tmp_path, mode, steps):
+    t = get_method("mona").trainable(config=mona_config(tmp_path, meta_grad=mode, inner_steps=steps))
+    rest = {k: v.clone() for k, v in t.model.state_dict().items() if not k.startswith("embedder.")}
+    embedder = [p.clone() for p in t.model.embedder.parameters()]
+    result = t.train()
+    assert result["stage"] == 1 and result["stage_name"] == "meta_alignment"
+    for k, v in t.model.state_dict().items():
+        if not k.startswith("embedder."):
+            assert torch.equal(v, rest[k]), k  # encoder and predictor bit-identical, BN stats too
+    assert all(not torch.equal(a, b) for a, b in zip(embedder, t.model.embedder.parameters()))
+    t.stop()
+
+
+def test_lambda_zero_is_the_emb_update(tmp_path):
+    """λ = 0: one stage-1 epoch of MoNA gives Emb's embedder (same batches, same AdamW)."""
+    mona = mona_config(tmp_path, lam=0.0, inner_steps=1, stage1_lr=1e-2)
+    emb_keys = {f.name for f in dataclasses.fields(get_method("emb").trainable.config_class)}
+    emb = {k: v for k, v in mona.items() if k in emb_keys}
+    emb["stage2_weight_decay"] = mona["stage1_weight_decay"]  # Emb's stage 1 uses stage 2's decay
+    a, b = get_method("mona").trainable(config=mona), get_method("emb").trainable(config=emb)
+    a.train(), b.train()
+    for (k, va), vb in zip(a.model.embedder.state_dict().items(), b.model.embedder.state_dict().values()):
+        torch.testing.assert_close(va, vb, rtol=1e-5, atol=1e-6, msg=k)  # weights and BN statistics
+    a.stop(), b.stop()
+
+
+def test_full_run_reports_finite_loss_parts(tmp_path):
+    """The contract recipe's config (sweep constants + a space sample) runs both stages."""
+    t = get_method("mona").trainable(config=mona_config(tmp_path))
+    results = [t.train() for _ in range(sum(s.epochs for s in t.plan))]
+    keys = ("loss_inner", "loss_outer", "loss_align", "loss_uniform")
+    stage1, stage2 = results[0], results[-1]
+    assert stage1["stage"] == 1 and all(math.isfinite(stage1[k]) for k in keys)
+    assert stage1["loss_outer"] == pytest.approx(stage1["loss_align"] + stage1["loss_uniform"])
+    assert stage1["loss_uniform"] < 0 and stage1["loss_align"] >= 0
+    assert stage2["stage"] == 2 and all(k in stage2 and math.isnan(stage2[k]) for k in keys)
+    assert stage2["finished"] and math.isfinite(stage2["test_metric"])
+    t.stop()
