@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+import optuna
+
 from search_spaces.overrides import read_overrides
 from trainables.models.backbones import default_backbone, pretrained_available
 from trainables.paths import data_root
@@ -223,7 +225,11 @@ def parse_dimensions(space, task_defaults: dict, sensitivity: str | None, fixed:
         raise ValueError(f"--sensitivity {key!r} is also fixed by --set")
     if len(set(values)) != len(values):
         raise ValueError(f"--sensitivity {sensitivity!r}: repeated values")
-    return (key, tuple(values)), {k: v for k, v in {**dims, **held}.items() if k != key}
+    held = {k: v for k, v in {**dims, **held}.items() if k != key}
+    # Constants the space returns (e.g. MoNA's meta_grad) come from one run of it at the grid's
+    # first point: an Optuna FixedTrial answers every suggest_* from the held values.
+    constants = space(optuna.trial.FixedTrial({**held, key: values[0]}), defaults=task_defaults) or {}
+    return (key, tuple(values)), {**held, **constants}
 
 
 def _typed(raw: str, default, flag: str, name: str):
