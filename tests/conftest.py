@@ -15,6 +15,11 @@ os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ["TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"] = "0"
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
+
+# One intra-op thread, as every trial uses by default: with 2 threads on a 2-core machine that
+# is busy elsewhere, torch's double backward was seen to stall for tens of seconds.
+torch.set_num_threads(1)
 
 TESTS_DIR = Path(__file__).resolve().parent
 

@@ -217,7 +217,9 @@ def inner_update(model: nn.Module, params: dict[str, torch.Tensor], x: torch.Ten
     current, loss_inner, buffers = params, None, None
     for _ in range(steps):
         loss = task_loss(model, current, x, y, loss_fn, buffers)
-        grads = torch.autograd.grad(loss, [current[n] for n in names], create_graph=create_graph)
+        # retain_graph: L_inner (the first loss) is part of L' and is differentiated again
+        grads = torch.autograd.grad(loss, [current[n] for n in names], create_graph=create_graph,
+                                    retain_graph=True)
         current = {n: current[n] - alpha * g for n, g in zip(names, grads)}
         if loss_inner is None:
             loss_inner, buffers = loss, scratch_buffers(model)

@@ -168,6 +168,8 @@ def list_methods(include_hidden: bool = False) -> list[str]:
 REGISTERING_MODULES = (
     "trainables.finetune",
     "trainables.emb",
+    "trainables.mona",
+    "trainables.pare",
     "trainables.models.backbones",
     "trainables.tasks",
 )

@@ -52,7 +52,8 @@ def pairwise_sq_distances(f: torch.Tensor) -> torch.Tensor:
 
 def _check_batch(f: torch.Tensor) -> None:
     if f.dim() != 2 or f.shape[0] < 2:
-        raise ValueError(f"expected (B, D) features with B >= 2 (pairs are needed), got shape {tuple(f.shape)}")
+        raise ValueError(f"expected (B, D) features with B >= 2 (pairs are needed), "
+                         f"got shape {tuple(f.shape)}")
 
 
 def alignment_loss(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
