@@ -169,6 +169,7 @@ REGISTERING_MODULES = (
     "trainables.finetune",
     "trainables.emb",
     "trainables.mona",
+    "trainables.orca",
     "trainables.pare",
     "trainables.models.backbones",
     "trainables.tasks",
