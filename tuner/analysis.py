@@ -11,8 +11,8 @@ import pandas as pd
 
 from trainables.metrics import get_metric
 from trainables.registry import get_method, get_task
+from tuner.store import CONFIG_PREFIX
 
-CONFIG_PREFIX = "config/"
 METRIC_COLUMNS = {"test": "test_metric", "val": "best_val_metric"}
 
 
