@@ -31,13 +31,13 @@ from trainables.metrics import get_metric
 from trainables.models.backbones import create_source_model
 from trainables.models.crossmodal import build_model
 from trainables.registry import get_backbone, get_task
-from trainables.tasks.data import load_task
+from trainables.tasks.data import denormalize, load_task
 from trainables.tasks.source_data import load_source_surrogate
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "state.pt"
-OPTIMIZERS = ("adamw", "sgd")
+OPTIMIZERS = ("adamw", "adam", "sgd")
 BASE_RESULT_KEYS = (
     "stage", "stage_name", "epoch", "stage_epoch", "stage2_epoch", "train_loss", "val_metric",
     "best_val_metric", "test_metric", "lr", "samples_per_s", "diverged", "finished",
@@ -66,6 +66,7 @@ class TrialConfig:
     weights_path: str  # "" = the backbone's default location
     optimizer: str
     batch_size: int
+    grad_accum: int  # stage-2 batches per optimizer step (Tables 9 and 11, "Grad. Accum.")
     stage2_lr: float
     stage2_weight_decay: float
     stage2_epochs: int
@@ -92,7 +93,7 @@ class TrialConfig:
     def validate(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        for name in ("batch_size", "stage2_epochs", "num_threads"):
+        for name in ("batch_size", "grad_accum", "stage2_epochs", "num_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
@@ -127,6 +128,8 @@ def select_device() -> torch.device:
 def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "adam":  # L2 penalty through the gradient, as torch.optim.Adam does
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=0.9)
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
@@ -264,7 +267,7 @@ class TwoStageTrainable(tune.Trainable):
             params = [p for p in self.model.parameters() if p.requires_grad]
             self.optimizer = make_optimizer(self.cfg.optimizer, params, self.cfg.stage2_lr,
                                             self.cfg.stage2_weight_decay)
-        steps = stage.epochs * (self.stage1_steps_per_epoch() if stage.index == 1 else self.batches_per_epoch())
+        steps = stage.epochs * (self.stage1_steps_per_epoch() if stage.index == 1 else self.stage2_steps_per_epoch())
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(steps, 1))
 
     def load_source(self, max_samples: int) -> None:
@@ -284,6 +287,9 @@ class TwoStageTrainable(tune.Trainable):
     def batches_per_epoch(self) -> int:
         return math.ceil(len(self.train_x) / self.cfg.batch_size)
 
+    def stage2_steps_per_epoch(self) -> int:
+        return math.ceil(self.batches_per_epoch() / self.cfg.grad_accum)
+
     def train_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One epoch of shuffled training batches on the trial's device (seeded order)."""
         order = torch.randperm(len(self.train_x), generator=self.generator)
@@ -297,18 +303,29 @@ class TwoStageTrainable(tune.Trainable):
         if self.cfg.freeze_encoder or self.plan[self.stage_idx].index == 1:
             self.model.encoder.eval()
 
+    def accumulate_and_step(self, loss: torch.Tensor, batch_index: int) -> None:
+        """Back-propagate ``loss / grad_accum``; step every ``grad_accum`` batches (stage 2).
+
+        Gradients of ``grad_accum`` consecutive batches are summed before an optimizer and LR
+        schedule step; the epoch's last, partial group still steps.
+        """
+        (loss / self.cfg.grad_accum).backward()
+        last = batch_index + 1 == self.batches_per_epoch()
+        if (batch_index + 1) % self.cfg.grad_accum == 0 or last:
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+
     def train_epoch(self) -> dict:
         """One epoch of the task loss (Eq. 1) over the trainable parameters."""
         self.set_train_mode()
+        self.optimizer.zero_grad(set_to_none=True)
         total, seen = 0.0, 0
-        for x, y in self.train_batches():
+        for i, (x, y) in enumerate(self.train_batches()):
             loss = self.loss_fn(self.model(x), y)
             if not torch.isfinite(loss):
                 return {"train_loss": loss.item(), "samples": seen}
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.scheduler.step()
+            self.accumulate_and_step(loss, i)
             total += loss.item() * len(x)
             seen += len(x)
         return {"train_loss": total / seen, "samples": seen}
@@ -324,7 +341,8 @@ class TwoStageTrainable(tune.Trainable):
 
     def evaluate(self, split: str) -> float:
         x, y = getattr(self.data, f"x_{split}"), getattr(self.data, f"y_{split}")
-        return self.metric.fn(self.predict(x), y)
+        mean, std = self.data.y_mean, self.data.y_std
+        return self.metric.fn(denormalize(self.predict(x), mean, std), denormalize(y, mean, std))
 
     def _improves(self, val: float) -> bool:
         if math.isnan(self.best_val):

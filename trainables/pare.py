@@ -475,15 +475,13 @@ class PareTrainable(TwoStageTrainable):
         self.set_train_mode()
         sums = {"total": 0.0, "task": 0.0, "mixed": 0.0, "source": 0.0}
         seen = 0
-        for x, y in self.train_batches():
+        self.optimizer.zero_grad(set_to_none=True)
+        for i, (x, y) in enumerate(self.train_batches()):
             x_s, y_s = self._paired_source(len(x))
             parts = self.step_loss(x, y, x_s, y_s, k, relaxed)
             if not torch.isfinite(parts.total):
                 return {"train_loss": parts.total.item(), "samples": seen}
-            self.optimizer.zero_grad(set_to_none=True)
-            parts.total.backward()
-            self.optimizer.step()
-            self.scheduler.step()
+            self.accumulate_and_step(parts.total, i)
             for name in sums:
                 sums[name] += getattr(parts, name).item() * len(x)
             seen += len(x)

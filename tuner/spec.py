@@ -161,6 +161,7 @@ class ResolvedSpec:
             "seed": s.seed, "encoder_init": s.init, "embedder_init": "random", "freeze_encoder": False,
             "weights_path": str(Path(s.weights).expanduser().resolve()) if s.weights else "",
             "optimizer": self.defaults["optimizer"], "batch_size": self.defaults["batch_size"],
+            "grad_accum": self.defaults.get("grad_accum", 1),
             "stage2_epochs": self.stage2_epochs, "num_threads": max(1, int(s.cpus_per_trial)),
         }
         constants.update(self.method_constants)

@@ -17,8 +17,12 @@ class RawTask:
 
     ``x_*``: float32 (N, C, H, W) for 2D tasks or (N, C, L) for 1D tasks.
     ``y_*``: int64 (N,) class indices for classification, float32 arrays for dense targets.
+    ``y_*``: float32 (N, K) multi-hot for multi-label tasks.
     ``source``: where the data came from, e.g. ``"file:s2_cifar100.gz"`` or
     ``"generated:spherical-mnist(b=16,seed=0)"``; it is stored with every result.
+    ``y_mean``/``y_std``: set when a loader standardised dense targets as (y - mean) / std
+    (ORCA's ``UnitGaussianNormalizer`` for Darcy flow): the model trains on standardised
+    targets, metrics see de-normalised ones (``denormalize``). Broadcastable to one target.
     """
 
     x_train: np.ndarray
@@ -27,6 +31,8 @@ class RawTask:
     y_test: np.ndarray
     num_outputs: int
     source: str
+    y_mean: np.ndarray | None = None
+    y_std: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,8 @@ class TaskData:
     y_test: np.ndarray
     num_outputs: int
     source: str
+    y_mean: np.ndarray | None = None
+    y_std: np.ndarray | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -63,8 +71,19 @@ def carve_validation(raw: RawTask, fraction: float, seed: int) -> TaskData:
         x_train=raw.x_train[train], y_train=raw.y_train[train],
         x_val=raw.x_train[val], y_val=raw.y_train[val],
         x_test=raw.x_test, y_test=raw.y_test,
-        num_outputs=raw.num_outputs, source=raw.source,
+        num_outputs=raw.num_outputs, source=raw.source, y_mean=raw.y_mean, y_std=raw.y_std,
     )
+
+
+def denormalize(y: np.ndarray, mean: np.ndarray | None, std: np.ndarray | None) -> np.ndarray:
+    """Undo a loader's target standardisation (identity when it did none).
+
+    >>> denormalize(np.array([[0.0, 1.0]]), np.array([1.0, 1.0]), np.array([2.0, 2.0]))
+    array([[1., 3.]])
+    """
+    if std is None:
+        return y
+    return y * std + mean
 
 
 def load_task(name: str, data_root, scale: str, data_seed: int, val_fraction: float) -> TaskData:

@@ -84,10 +84,11 @@ MISSING_PAPER_FILE = (
     defaults={
         # MoNA (arXiv 2024) Appendix, Table 9, column "Spherical" (stage-2 vanilla fine-tuning,
         # following ORCA): batch 32, 60 epochs, AdamW, lr 1e-4, weight decay 1e-1.
-        # The table also lists gradient accumulation 4 (effective batch 128), not a key here.
+        # Gradient accumulation 4: an effective batch of 128.
         "lr": 1e-4,
         "weight_decay": 1e-1,
         "batch_size": 32,
+        "grad_accum": 4,
         "epochs": 60,
         "optimizer": "adamw",
         # Embedded Spherical MNIST (mini scale), sized for 2 CPUs: 1,500 of the 3,600
