@@ -87,9 +87,20 @@ def test_task_metric_and_loss_exist(task):
 @pytest.mark.parametrize("backbone", list_backbones(include_hidden=True))
 def test_backbone_stem_names_exist(backbone):
     spec = get_backbone(backbone)
-    cfg = __import__("timm").models.get_pretrained_cfg(spec.timm_id.split(".")[0])
-    assert cfg is not None, spec.timm_id
     assert spec.layout in ("nhwc", "nchw", "nld")
+    if spec.library == "timm":
+        cfg = __import__("timm").models.get_pretrained_cfg(spec.model_id.split(".")[0])
+        assert cfg is not None, spec.model_id
+        return
+    assert spec.library == "transformers" and spec.modality == "1d" and spec.target_seq_len >= 1
+    from transformers import AutoModel
+
+    from trainables.models.text_backbones import make_config
+
+    with torch.device("meta"):  # architecture only, no memory
+        model = AutoModel.from_config(make_config(spec.create_kwargs["config"]))
+    for name in spec.stem:
+        assert hasattr(getattr(model, name), "position_embeddings"), name
 
 
 def test_frozen_method_leaves_the_encoder_untouched(tmp_path):

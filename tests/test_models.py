@@ -10,6 +10,7 @@ from trainables.errors import MissingWeightsError
 from trainables.models.backbones import (
     create_source_model,
     create_timm_offline,
+    default_backbone,
     efficientnet_lite0_package_file,
     map_state_dict_by_position,
 )
@@ -120,3 +121,34 @@ def test_swin_embedder_replaces_patch_embed_and_resizes():
     tokens = built.model.embedder(torch.randn(2, 1, 60, 60))
     assert tokens.shape == (2, 56, 56, 16)  # NHWC after 4x4 patches of a 224x224 resize
     assert isinstance(built.model.encoder.body.patch_embed, torch.nn.Identity)
+
+
+def test_default_backbones_per_modality_and_scale():
+    assert default_backbone("2d", "paper") == "swin_base_patch4_window7_224.ms_in22k"
+    assert default_backbone("1d", "paper") == "roberta-base"
+    assert default_backbone("1d", "mini") == "all-minilm-l6-v2"
+    assert get_backbone("roberta-base").library == "transformers"
+    assert get_backbone("tf_efficientnet_lite0").library == "timm"
+    with pytest.raises(ValueError, match="--backbone"):
+        default_backbone("3d", "mini")
+
+
+def test_auto_scale_falls_back_to_the_embedded_1d_backbone(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from tuner.spec import SweepSpec
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))  # no RoBERTa here
+    resolved = SweepSpec(task="test_toy_1d", method="finetune", data_dir=str(tmp_path)).resolve()
+    assert (resolved.scale, resolved.backbone) == ("mini", "all-minilm-l6-v2")
+    assert "no local weights for roberta-base" in resolved.fallback_reason
+
+
+def test_source_model_and_builder_refuse_bad_requests():
+    spec = get_backbone("test_bert")
+    with pytest.raises(ValueError, match="init must be one of"):
+        create_source_model(spec, "pretraind")
+    with pytest.raises(MissingWeightsError, match="init='random'"):
+        create_source_model(spec, "pretrained")
+    with pytest.raises(ValueError, match=r"needs 2-d inputs per sample, got input shape \(1, 32, 32\)"):
+        build_model(create_source_model(spec, "random"), spec, (1, 32, 32), 4, "classification", "random")

@@ -32,7 +32,7 @@ from trainables.models.backbones import create_source_model
 from trainables.models.crossmodal import build_model
 from trainables.registry import get_backbone, get_task
 from trainables.tasks.data import denormalize, load_task
-from trainables.tasks.source_data import load_source_surrogate
+from trainables.tasks.source_data import load_source_surrogate, load_text_surrogate
 
 log = logging.getLogger(__name__)
 
@@ -270,11 +270,23 @@ class TwoStageTrainable(tune.Trainable):
         steps = stage.epochs * (self.stage1_steps_per_epoch() if stage.index == 1 else self.stage2_steps_per_epoch())
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(steps, 1))
 
-    def load_source(self, max_samples: int) -> None:
-        """Load the backbone's labelled source surrogate at the task's (H, W) (stage-1 methods)."""
+    def load_source(self, max_samples: int, exact_length: bool = False) -> None:
+        """Load the backbone's labelled source surrogate (stage-1 methods).
+
+        2D backbones: images at the task's (H, W). 1D backbones: token sequences of the
+        target embedder's token count N, from the backbone's own tokenizer (or ORCA's
+        precomputed features, cut to exactly N when ``exact_length``: PaRe mixes tokens
+        position-wise).
+        """
         spec = get_backbone(self.cfg.backbone)
-        src = load_source_surrogate(spec.source_surrogate, self.cfg.data_root, self.data.input_shape[1:],
-                                    max_samples, self.cfg.data_seed)
+        if spec.modality == "1d":
+            weights = self.cfg.weights_path or None
+            src = load_text_surrogate(spec.source_surrogate, self.cfg.data_root, self.model.embedder.num_tokens,
+                                      lambda: spec.load_tokenizer(spec.model_id, weights), max_samples,
+                                      self.cfg.data_seed, exact_length)
+        else:
+            src = load_source_surrogate(spec.source_surrogate, self.cfg.data_root, self.data.input_shape[1:],
+                                        max_samples, self.cfg.data_seed)
         self.source_x, self.source_y = torch.as_tensor(src.x), torch.as_tensor(src.y)
         self.source_num_classes = src.num_classes
 

@@ -59,6 +59,9 @@ Deviations:
     - Source surrogate: at mini scale scikit-learn's digits instead of CIFAR-10 (DESIGN §9),
       at most ``source_max_samples`` of them, one random batch of ``source_batch_size`` per
       target batch, drawn from the trial's data RNG.
+    - 1D backbones: the source surrogate is ORCA's precomputed CoNLL-2003 RoBERTa embeddings
+      (paper scale) or standard-library docstrings tokenised for all-MiniLM-L6-v2 (embedded
+      default), fed through the frozen pretrained text embeddings (``source_data``).
     - The epoch's ``train_loss`` in stage 1 is the mean of L' (the stage's objective).
 """
 from __future__ import annotations

@@ -55,6 +55,11 @@ Deviations:
     - Source init of a 1-channel embedder uses timm's ``adapt_input_conv`` (sum of the RGB
       filters), not ORCA's repeat-and-truncate (which keeps the R filter only).
     - Source surrogate at the embedded default: scikit-learn digits (1,797 images), DESIGN §9.
+    - 1D backbones: at paper scale the source features are ORCA's own precomputed CoNLL-2003
+      RoBERTa embeddings (``text_xs.npy``, token-mean as ORCA); at the embedded default
+      (all-MiniLM-L6-v2) they are the pretrained embeddings of standard-library docstrings
+      (10 package labels), tokenised into sequences of the target's token count
+      (``trainables.tasks.source_data``).
     - A validation pass follows every stage-1 step (the base's fixed result schema).
 """
 from __future__ import annotations

@@ -14,7 +14,9 @@ What one step computes (symbols: N tokens per sample, k replaced tokens, λ_k = 
 1. Target tokens T = embedder(x) (B, N, D); source tokens S = source_embedder(x_s) (B, N, D)
    from the frozen pretrained stem on source-surrogate images (``embedder_init="source"``:
    the public code's ``align_method: srcinit``). For the EfficientNet stem (layout "nchw")
-   a "token" is one spatial position of the stem's feature map.
+   a "token" is one spatial position of the stem's feature map. 1D backbones: S is the
+   pretrained text embeddings of source token sequences of exactly N tokens (the target's
+   count, ``main_PaRe_1d``), so tokens pair up position-wise.
 2. One gate g(t) = sigmoid(Linear(D -> 1)(t)), shared by source and target, scores every
    token. The k top-scored source tokens replace the k *lowest*-scored target tokens
    (target keeps its top N - k), the i-th replaced target position (in index order) taking
@@ -237,7 +239,7 @@ def replace_tokens(target_tokens: torch.Tensor, source_tokens: torch.Tensor,
     """
     if target_tokens.shape != source_tokens.shape:
         raise ValueError(f"target and source tokens differ in shape: {tuple(target_tokens.shape)} vs "
-                         f"{tuple(source_tokens.shape)}; source images must match the task's (H, W)")
+                         f"{tuple(source_tokens.shape)}; source samples must give the target's token count")
     b, n, d = target_tokens.shape
     if source_mask.shape != (b, n) or target_keep_mask.shape != (b, n):
         raise ValueError(f"masks must be {(b, n)}, got {tuple(source_mask.shape)} and {tuple(target_keep_mask.shape)}")
@@ -380,13 +382,13 @@ class PareTrainable(TwoStageTrainable):
     loss_part_keys = ("k", "lambda_k", "loss_task", "loss_mixed", "loss_source", "otdd_intermediate_source")
 
     def setup_method(self) -> None:
-        self.load_source(self.cfg.source_max_samples)
-        c, h, w = self.data.input_shape
+        self.load_source(self.cfg.source_max_samples, exact_length=True)  # N source tokens per sample
         self.layout = self.model.encoder.layout
         with torch.no_grad():
             mode = self.model.training
             self.model.eval()  # BatchNorm statistics untouched by the probe
-            probe = to_tokens(self.model.embedder(torch.zeros(1, c, h, w, device=self.device)), self.layout)
+            probe = to_tokens(self.model.embedder(torch.zeros(1, *self.data.input_shape, device=self.device)),
+                              self.layout)
             self.model.train(mode)
         self.n_tokens, token_dim = probe.shape[1], probe.shape[2]
         self.extra_weight = extra_term_weight(self.task.modality, self.task.output)

@@ -44,16 +44,23 @@ class TaskSpec:
 class BackboneSpec:
     """A pretrained source model and how to split it into stem and body.
 
+    ``library`` is the package that builds the model: "timm" (2D backbones, ``model_id`` a
+    timm model name) or "transformers" (1D backbones, ``model_id`` a Hugging Face hub id).
     ``stem`` names the submodules the target embedder replaces (timm's patch embedding or
-    conv stem); everything after them up to the pooled features is the encoder.
+    conv stem; a transformers model's ``embeddings``); everything after them up to the
+    pooled features is the encoder.
     ``input_size`` is the side the input is resized to (None: keep the task's native size).
-    ``layout`` is the body's output layout: "nhwc" (Swin), "nchw" (CNNs), "nld" (ViT).
-    ``create_pretrained(timm_id, weights_path, **create_kwargs)`` builds the pretrained model
+    ``layout`` is the body's output layout: "nhwc" (Swin), "nchw" (CNNs), "nld" (ViT, text).
+    ``create_pretrained(model_id, weights_path, **create_kwargs)`` builds the pretrained model
     offline (None: no pretrained weights exist, e.g. test fixtures).
+    ``target_seq_len`` (1D only): the most tokens the target embedder may make from a
+    (C, L) input (ORCA's ``target_seq_len``). ``load_tokenizer(model_id, weights_path)``
+    (1D only) returns the tokenizer the text source surrogate is tokenised with.
     """
 
     name: str
-    timm_id: str
+    library: str  # "timm" | "transformers"
+    model_id: str
     modality: str
     stem: tuple[str, ...]
     layout: str
@@ -62,6 +69,8 @@ class BackboneSpec:
     scale: str  # "paper" | "mini" | "test"
     source_surrogate: str  # name of the labelled source data used by stage-1 methods
     create_kwargs: dict = field(default_factory=dict)
+    target_seq_len: int | None = None
+    load_tokenizer: Callable[..., Any] | None = None
     hidden: bool = False
 
 
@@ -172,6 +181,7 @@ REGISTERING_MODULES = (
     "trainables.orca",
     "trainables.pare",
     "trainables.models.backbones",
+    "trainables.models.text_backbones",
     "trainables.tasks",
 )
 

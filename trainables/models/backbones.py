@@ -1,5 +1,8 @@
 """Pretrained source backbones, registered by name, and their offline weight loading.
 
+This module holds the 2D (timm) backbones and the entry points for every backbone; the 1D
+(transformers) ones are registered in ``trainables.models.text_backbones``.
+
 Paper scale (DESIGN §3): Swin-B ImageNet-22k through timm, plus ViT-B and CLIP ViT-B/16 of the
 MoNA paper's Table 3. Weights come from a file the user names or the local Hugging Face cache;
 nothing is downloaded, and a missing file is a ``MissingWeightsError``, never a random init.
@@ -22,11 +25,17 @@ import torch
 from torch import nn
 
 from trainables.errors import MissingWeightsError
+from trainables.models.text_backbones import (
+    create_random_text_model,
+    text_weights_available,
+)
 from trainables.registry import BackboneSpec, register_backbone
 
 log = logging.getLogger(__name__)
 
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+LIBRARIES = ("timm", "transformers")
+INITS = ("pretrained", "random")
 
 
 def efficientnet_lite0_package_file() -> Path:
@@ -58,14 +67,14 @@ def map_state_dict_by_position(model: nn.Module, source: dict[str, torch.Tensor]
     return mapped
 
 
-def create_efficientnet_lite0_package(timm_id: str, weights_path: str | None = None, **kwargs) -> nn.Module:
+def create_efficientnet_lite0_package(model_id: str, weights_path: str | None = None, **kwargs) -> nn.Module:
     """timm's tf_efficientnet_lite0 filled with the packaged EfficientNet-PyTorch checkpoint."""
     import timm
 
     path = Path(weights_path).expanduser() if weights_path else efficientnet_lite0_package_file()
     if not path.is_file():
         raise MissingWeightsError(f"EfficientNet-Lite0 weights not found at {path}")
-    model = timm.create_model(timm_id, pretrained=False, **kwargs)
+    model = timm.create_model(model_id, pretrained=False, **kwargs)
     source = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(map_state_dict_by_position(model, source), strict=True)
     return model
@@ -108,25 +117,37 @@ def create_timm_offline(timm_id: str, weights_path: str | None = None, **kwargs)
 
 
 def create_source_model(spec: BackboneSpec, init: str, weights_path: str | None = None) -> nn.Module:
-    """The complete source model of ``spec`` (classifier included), pretrained or random.
+    """The complete source model of ``spec`` (timm: classifier included), pretrained or random.
 
     Args:
         init: "pretrained" or "random" (random only when the user asks for it).
-    """
-    import timm
+        weights_path: a weight file (timm, transformers) or checkpoint directory (transformers);
+            None: the backbone's default location.
 
+    Raises:
+        ValueError: unknown ``init`` or library.
+        MissingWeightsError: pretrained weights asked for but not on this machine.
+    """
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    if spec.library not in LIBRARIES:
+        raise ValueError(f"backbone {spec.name!r}: library must be one of {LIBRARIES}, got {spec.library!r}")
     if init == "random":
-        return timm.create_model(spec.timm_id, pretrained=False, **spec.create_kwargs)
-    if init != "pretrained":
-        raise ValueError(f"init must be 'pretrained' or 'random', got {init!r}")
+        if spec.library == "transformers":
+            return create_random_text_model(spec.model_id, **spec.create_kwargs)
+        import timm
+
+        return timm.create_model(spec.model_id, pretrained=False, **spec.create_kwargs)
     if spec.create_pretrained is None:
         raise MissingWeightsError(f"Backbone {spec.name!r} has no pretrained weights; use init='random'.")
-    return spec.create_pretrained(spec.timm_id, weights_path, **spec.create_kwargs)
+    return spec.create_pretrained(spec.model_id, weights_path, **spec.create_kwargs)
 
 
 DEFAULT_BACKBONES = {
     ("2d", "paper"): "swin_base_patch4_window7_224.ms_in22k",
     ("2d", "mini"): "tf_efficientnet_lite0",
+    ("1d", "paper"): "roberta-base",
+    ("1d", "mini"): "all-minilm-l6-v2",
 }
 
 
@@ -140,6 +161,8 @@ def default_backbone(modality: str, scale: str) -> str:
 
 def pretrained_available(spec: BackboneSpec, weights_path: str | None = None) -> bool:
     """Whether ``spec``'s pretrained weights can be loaded offline (without loading them)."""
+    if spec.library == "transformers":
+        return text_weights_available(spec.create_pretrained, spec.model_id, weights_path)
     if weights_path:
         return Path(weights_path).expanduser().is_file()
     if spec.create_pretrained is create_efficientnet_lite0_package:
@@ -147,46 +170,46 @@ def pretrained_available(spec: BackboneSpec, weights_path: str | None = None) ->
     if spec.create_pretrained is create_timm_offline:
         import timm
 
-        return cached_hf_weights(timm.models.get_pretrained_cfg(spec.timm_id).hf_hub_id) is not None
+        return cached_hf_weights(timm.models.get_pretrained_cfg(spec.model_id).hf_hub_id) is not None
     return False
 
 
 # ---- registrations ----------------------------------------------------------------------
 
 register_backbone(
-    "swin_base_patch4_window7_224.ms_in22k", timm_id="swin_base_patch4_window7_224.ms_in22k",
+    "swin_base_patch4_window7_224.ms_in22k", library="timm", model_id="swin_base_patch4_window7_224.ms_in22k",
     modality="2d", stem=("patch_embed",), layout="nhwc", input_size=224,
     create_pretrained=create_timm_offline, scale="paper", source_surrogate="cifar10",
 )
 register_backbone(
-    "vit_base_patch16_224.augreg_in21k", timm_id="vit_base_patch16_224.augreg_in21k",
+    "vit_base_patch16_224.augreg_in21k", library="timm", model_id="vit_base_patch16_224.augreg_in21k",
     modality="2d", stem=("patch_embed",), layout="nld", input_size=224,
     create_pretrained=create_timm_offline, scale="paper", source_surrogate="cifar10",
 )
 register_backbone(
-    "vit_base_patch16_clip_224.openai", timm_id="vit_base_patch16_clip_224.openai",
+    "vit_base_patch16_clip_224.openai", library="timm", model_id="vit_base_patch16_clip_224.openai",
     modality="2d", stem=("patch_embed",), layout="nld", input_size=224,
     create_pretrained=create_timm_offline, scale="paper", source_surrogate="cifar10",
 )
 register_backbone(
-    "tf_efficientnet_lite0", timm_id="tf_efficientnet_lite0",
+    "tf_efficientnet_lite0", library="timm", model_id="tf_efficientnet_lite0",
     modality="2d", stem=("conv_stem", "bn1"), layout="nchw", input_size=None,
     create_pretrained=create_efficientnet_lite0_package, scale="mini", source_surrogate="digits",
 )
 # Test fixtures: tiny timm models, random weights only (hidden from the CLI).
 register_backbone(
-    "test_efficientnet", timm_id="test_efficientnet",
+    "test_efficientnet", library="timm", model_id="test_efficientnet",
     modality="2d", stem=("conv_stem", "bn1"), layout="nchw", input_size=None,
     create_pretrained=None, scale="test", source_surrogate="digits", hidden=True,
 )
 register_backbone(
-    "test_vit", timm_id="test_vit",
+    "test_vit", library="timm", model_id="test_vit",
     modality="2d", stem=("patch_embed",), layout="nld", input_size=None,
     create_pretrained=None, scale="test", source_surrogate="digits", hidden=True,
     create_kwargs={"img_size": 32, "patch_size": 8, "dynamic_img_size": False},
 )
 register_backbone(
-    "test_swin", timm_id="swin_tiny_patch4_window7_224",
+    "test_swin", library="timm", model_id="swin_tiny_patch4_window7_224",
     modality="2d", stem=("patch_embed",), layout="nhwc", input_size=224,
     create_pretrained=create_timm_offline, scale="test", source_surrogate="digits", hidden=True,
     create_kwargs={"embed_dim": 16, "depths": (1, 1, 1, 1), "num_heads": (1, 1, 1, 1)},

@@ -6,6 +6,10 @@ its input convolution re-made for the task's channel count, so any timm model wh
 named in its ``BackboneSpec`` plugs in. The pretrained stem is kept, frozen, as the source
 embedder that stage-1 methods (ORCA, MoNA, PaRe) feed source-surrogate images through.
 
+1D backbones (transformers text models) get the pieces of ``crossmodal_1d``: a Conv1d patch
+embedder with the backbone's LayerNorm and position embeddings, the body called with
+``inputs_embeds``, and the pretrained embeddings module as the source embedder.
+
 Deviation (documented): for CNN backbones the "tokens" are the spatial positions of the
 feature map; for the embedded EfficientNet-Lite0 the input keeps its native size (no resize
 to 224, which only Swin's fixed windows need), DESIGN §9.
@@ -21,6 +25,14 @@ import torch.nn.functional as F
 from timm.models import adapt_input_conv
 from torch import nn
 
+from trainables.models.crossmodal_1d import (
+    DenseHead1D,
+    Embedder1D,
+    SourceEmbedder1D,
+    TextEncoder,
+    pretrained_position_ids,
+    stack_size,
+)
 from trainables.registry import BackboneSpec
 
 EMBEDDER_INITS = ("random", "source")
@@ -125,7 +137,7 @@ class DenseHead2D(nn.Module):
         self.shuffle = nn.PixelShuffle(stride)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        b, n, d = tokens.shape
+        b, _, d = tokens.shape
         x = tokens.transpose(1, 2).reshape(b, d, *self.grid)  # (B, N, D) -> (B, D, h, w)
         x = self.shuffle(self.proj(x))  # (B, 3·s², h, w) -> (B, 3, h·s, w·s)
         h, w = x.shape[-2:]
@@ -136,7 +148,7 @@ class DenseHead2D(nn.Module):
 
 
 class CrossModalModel(nn.Module):
-    def __init__(self, embedder: nn.Module, encoder: Encoder, predictor: nn.Module):
+    def __init__(self, embedder: nn.Module, encoder: nn.Module, predictor: nn.Module):
         super().__init__()
         self.embedder, self.encoder, self.predictor = embedder, encoder, predictor
 
@@ -149,8 +161,8 @@ class BuiltModel:
     """The trained model and the frozen pretrained stem stage-1 methods need."""
 
     model: CrossModalModel
-    source_embedder: nn.Module  # pretrained stem, 3-channel input, requires_grad False
-    grid: tuple[int, int]  # encoder token grid for the task's input size
+    source_embedder: nn.Module  # pretrained stem (2D: 3-channel images; 1D: token ids), requires_grad False
+    grid: tuple[int, int]  # encoder token grid for the task's input size ((1, N) for 1D)
 
 
 def split_source_model(source_model: nn.Module, spec: BackboneSpec) -> tuple[nn.Module, nn.Module]:
@@ -170,7 +182,7 @@ def split_source_model(source_model: nn.Module, spec: BackboneSpec) -> tuple[nn.
 def build_model(
     source_model: nn.Module,
     spec: BackboneSpec,
-    input_shape: tuple[int, int, int],
+    input_shape: tuple[int, ...],
     num_outputs: int,
     output: str,
     embedder_init: str,
@@ -178,10 +190,25 @@ def build_model(
     """Assemble embedder, encoder and predictor around ``source_model`` (consumed).
 
     Args:
-        input_shape: the task's (C, H, W).
-        output: "classification" or "dense" (dense predicts (K, H, W)).
+        input_shape: the task's (C, H, W) (2D backbones) or (C, L) (1D backbones).
+        output: "classification" or "dense" (dense predicts (K, H, W), or (K, L) in 1D).
         embedder_init: "source" (copy the pretrained stem) or "random".
+
+    Raises:
+        ValueError: an unknown ``output``, or an input shape that does not fit the backbone.
     """
+    if output not in ("classification", "dense"):
+        raise ValueError(f"output must be 'classification' or 'dense', got {output!r}")
+    build = _build_1d if spec.modality == "1d" else _build_2d
+    expected = 2 if spec.modality == "1d" else 3
+    if len(input_shape) != expected:
+        raise ValueError(f"backbone {spec.name!r} ({spec.modality}) needs {expected}-d inputs per sample, "
+                         f"got input shape {tuple(input_shape)}")
+    return build(source_model, spec, tuple(input_shape), num_outputs, output, embedder_init)
+
+
+def _build_2d(source_model: nn.Module, spec: BackboneSpec, input_shape: tuple[int, int, int],
+              num_outputs: int, output: str, embedder_init: str) -> BuiltModel:
     stem, body = split_source_model(source_model, spec)
     embedder = Embedder2D(stem, input_shape[0], spec.input_size, embedder_init)
     source_embedder = Embedder2D(stem, 3, spec.input_size, "source").requires_grad_(False).eval()
@@ -189,11 +216,30 @@ def build_model(
     grid, stride = _probe_grid(embedder, encoder, input_shape)
     if output == "classification":
         predictor: nn.Module = ClassificationHead(encoder.out_dim, num_outputs)
-    elif output == "dense":
-        predictor = DenseHead2D(encoder.out_dim, num_outputs, grid, stride, tuple(input_shape[1:]))
     else:
-        raise ValueError(f"output must be 'classification' or 'dense', got {output!r}")
+        predictor = DenseHead2D(encoder.out_dim, num_outputs, grid, stride, tuple(input_shape[1:]))
     return BuiltModel(CrossModalModel(embedder, encoder, predictor), source_embedder, grid)
+
+
+def _build_1d(source_model: nn.Module, spec: BackboneSpec, input_shape: tuple[int, int],
+              num_outputs: int, output: str, embedder_init: str) -> BuiltModel:
+    """ORCA's ``wrapper1D``: patch embedder with copied LayerNorm and positions, body on inputs_embeds."""
+    channels, length = input_shape
+    if spec.target_seq_len is None:
+        raise ValueError(f"1D backbone {spec.name!r} has no target_seq_len")
+    (stem_name,) = spec.stem  # the transformers model's embeddings module
+    embeddings = getattr(source_model, stem_name)
+    stack = stack_size(length, spec.target_seq_len)
+    n = length // stack
+    positions = embeddings.position_embeddings.weight.detach()[pretrained_position_ids(embeddings, n)]  # (N, D)
+    embedder = Embedder1D(channels, stack, positions, embeddings.LayerNorm, embedder_init)
+    source_embedder = SourceEmbedder1D(embeddings).requires_grad_(False).eval()
+    encoder = TextEncoder(source_model)  # replaces source_model.embeddings by a pass-through
+    if output == "classification":
+        predictor: nn.Module = ClassificationHead(encoder.out_dim, num_outputs)
+    else:
+        predictor = DenseHead1D(num_outputs, stack)
+    return BuiltModel(CrossModalModel(embedder, encoder, predictor), source_embedder, (1, n))
 
 
 @torch.no_grad()

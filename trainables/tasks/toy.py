@@ -2,6 +2,9 @@
 
 ``test_toy_task``: 1x32x32 images, 4 classes; class c lights up quadrant c (plus noise).
 ``test_toy_dense``: 1x32x32 inputs, the target is the input shifted by one pixel (dense).
+``test_toy_1d``: (C=2, L=64) series, 4 classes; class c is a sine of c + 1 periods in channel 0
+(plus noise; channel 1 is noise).
+``test_toy_1d_dense``: (2, 64) noise inputs, the target (1, 64) is channel 0 shifted by one step.
 """
 from __future__ import annotations
 
@@ -50,3 +53,40 @@ def load_toy_dense(data_root: Path, scale: str, seed: int = 0) -> RawTask:
     y = np.roll(x, 1, axis=-1) + 0.1
     return RawTask(x[:N_TRAIN], y[:N_TRAIN], x[N_TRAIN:], y[N_TRAIN:], num_outputs=1,
                    source=f"generated:toy-dense(seed={seed})")
+
+
+LENGTH_1D, CHANNELS_1D = 64, 2
+N_TRAIN_1D, N_TEST_1D = 96, 32
+
+
+def _sine_series(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    y = rng.integers(0, 4, size=n)
+    t = np.arange(LENGTH_1D) / LENGTH_1D
+    x = rng.normal(0.0, 0.3, size=(n, CHANNELS_1D, LENGTH_1D)).astype(np.float32)
+    x[:, 0] += np.sin(2 * np.pi * (y[:, None] + 1) * t).astype(np.float32)  # (n, L): c + 1 periods
+    return x, y.astype(np.int64)
+
+
+@register_task(
+    "test_toy_1d", modality="1d", output="classification", input_shape=(CHANNELS_1D, LENGTH_1D),
+    num_outputs=4, loss="cross_entropy", metric="error_rate", data_files=(),
+    paper="test fixture", defaults={**TOY_DEFAULTS, "mini": TOY_DEFAULTS}, has_mini=True, hidden=True,
+)
+def load_toy_1d(data_root: Path, scale: str, seed: int = 0) -> RawTask:
+    rng = np.random.default_rng(seed)
+    x_train, y_train = _sine_series(N_TRAIN_1D, rng)
+    x_test, y_test = _sine_series(N_TEST_1D, rng)
+    return RawTask(x_train, y_train, x_test, y_test, num_outputs=4, source=f"generated:toy-1d(seed={seed})")
+
+
+@register_task(
+    "test_toy_1d_dense", modality="1d", output="dense", input_shape=(CHANNELS_1D, LENGTH_1D),
+    num_outputs=1, loss="mse", metric="relative_l2", data_files=(),
+    paper="test fixture", defaults={**TOY_DEFAULTS, "mini": TOY_DEFAULTS}, has_mini=True, hidden=True,
+)
+def load_toy_1d_dense(data_root: Path, scale: str, seed: int = 0) -> RawTask:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(N_TRAIN_1D + N_TEST_1D, CHANNELS_1D, LENGTH_1D)).astype(np.float32)
+    y = np.roll(x[:, :1], 1, axis=-1) + 0.1  # (n, 1, L)
+    return RawTask(x[:N_TRAIN_1D], y[:N_TRAIN_1D], x[N_TRAIN_1D:], y[N_TRAIN_1D:], num_outputs=1,
+                   source=f"generated:toy-1d-dense(seed={seed})")
