@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from trial_configs import TOY
 
-from tuner import experiment, store
+from tuner import cluster, experiment, store
 from tuner.spec import SweepSpec
 from tuner.sweep import main
 
@@ -48,7 +48,7 @@ def test_auto_scale_uses_paper_data_and_weights_when_present(tmp_path):
 def test_gpu_request_without_gpus_is_refused(ray_local, tmp_path):
     resolved = SweepSpec(method="finetune", data_dir=str(tmp_path), gpus_per_trial=0.5, **TOY).resolve()
     with pytest.raises(ValueError, match="--gpus-per-trial 0.5 asked for, but the Ray cluster has 0 GPUs"):
-        experiment.check_resources(resolved)
+        cluster.check_resources(resolved.spec.cpus_per_trial, resolved.spec.gpus_per_trial)
 
 
 @pytest.mark.ray
