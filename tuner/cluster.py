@@ -93,36 +93,12 @@ def mount_fstype(path: str, mounts_file: str = MOUNTS_FILE) -> str:
     return fstype
 
 
-def check_storage(storage: str, hosts: set[str], mounts_file: str = MOUNTS_FILE) -> None:
-    """Check that ``storage`` can be written, and reached by every host of a multi-host cluster.
-
-    A local path is fine on one host (the simulated multi-node clusters of the tests included);
-    across hosts it must be a shared mount (``NETWORK_FS_TYPES``) or a URI (s3://, gs://).
+def check_storage_writable(storage: str) -> None:
+    """Create ``storage`` and write then delete a small file there (before anything runs).
 
     Raises:
-        ValueError: the location cannot be written, or is node-local on a multi-host cluster.
+        ValueError: the location cannot be created or written (or the URI is not understood).
     """
-    if "://" not in storage:
-        fstype = mount_fstype(_first_existing_parent(storage), mounts_file)
-        if len(hosts) > 1 and fstype not in NETWORK_FS_TYPES:
-            raise ValueError(
-                f"--storage {storage} is node-local ({fstype or 'unknown'} filesystem) but the Ray cluster "
-                f"spans {len(hosts)} hosts ({', '.join(sorted(hosts))}): trials on other hosts could not "
-                "write there. Use a shared mount (NFS, Lustre, ...) or a URI such as s3://bucket/path or "
-                "gs://bucket/path."
-            )
-    _probe_write(storage)
-
-
-def _first_existing_parent(path: str) -> str:
-    p = Path(path).expanduser().absolute()
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    return str(p)
-
-
-def _probe_write(storage: str) -> None:
-    """Create ``storage`` and write then delete a small file there."""
     try:
         fs, root = filesystem(storage)
         fs.create_dir(root, recursive=True)
@@ -132,3 +108,32 @@ def _probe_write(storage: str) -> None:
         fs.delete_file(probe)
     except (OSError, ValueError) as e:  # pyarrow: OSError for I/O, ArrowInvalid (ValueError) for a bad URI
         raise ValueError(f"--storage {storage} cannot be written: {e}") from e
+
+
+def check_storage_shared(storage: str, hosts: set[str], mounts_file: str = MOUNTS_FILE) -> None:
+    """Refuse a node-local storage path when the cluster spans several hosts.
+
+    A local path is fine on one host (the simulated multi-node clusters of the tests included);
+    across hosts it must be a shared mount (``NETWORK_FS_TYPES``) or a URI (s3://, gs://),
+    since Ray writes checkpoints and we write the store from every node.
+
+    Raises:
+        ValueError: naming the filesystem type, the hosts and the fixes.
+    """
+    if "://" in storage or len(hosts) <= 1:
+        return
+    fstype = mount_fstype(_first_existing_parent(storage), mounts_file)
+    if fstype not in NETWORK_FS_TYPES:
+        raise ValueError(
+            f"--storage {storage} is node-local ({fstype or 'unknown'} filesystem) but the Ray cluster "
+            f"spans {len(hosts)} hosts ({', '.join(sorted(hosts))}): trials on other hosts could not "
+            "write there. Use a shared mount (NFS, Lustre, ...) or a URI such as s3://bucket/path or "
+            "gs://bucket/path."
+        )
+
+
+def _first_existing_parent(path: str) -> str:
+    p = Path(path).expanduser().absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return str(p)

@@ -77,7 +77,7 @@ def make_searcher(resolved: ResolvedSpec, mode: str) -> PruneAwareOptunaSearch:
     return PruneAwareOptunaSearch(space=space, metric=METRIC, mode=mode, sampler=sampler)
 
 
-def build_tuner(resolved: ResolvedSpec, data_source: str) -> tune.Tuner:
+def build_tuner(resolved: ResolvedSpec, data_source: str, trainable: type | None = None) -> tune.Tuner:
     """The Tuner for ``resolved``; Ray must be initialised (``start_ray``).
 
     Search mode: TPE proposals and ASHA. Sensitivity mode: the full grid (values x seeds),
@@ -85,6 +85,7 @@ def build_tuner(resolved: ResolvedSpec, data_source: str) -> tune.Tuner:
 
     Args:
         data_source: from ``prepare_data``; stored with every trial.
+        trainable: a subclass to run instead of the method's registered Trainable (same config).
     """
     spec = resolved.spec
     method, task = get_method(spec.method), get_task(spec.task)
@@ -106,7 +107,7 @@ def build_tuner(resolved: ResolvedSpec, data_source: str) -> tune.Tuner:
                                  static={**resolved.result_columns(), "data_source": data_source},
                                  metric=METRIC, mode=mode)
     return tune.Tuner(
-        resourced_trainable(resolved),
+        resourced_trainable(resolved, trainable),
         param_space=param_space,
         tune_config=tune.TuneConfig(
             metric=METRIC, mode=mode, max_concurrent_trials=spec.max_concurrent or None,
@@ -122,10 +123,10 @@ def build_tuner(resolved: ResolvedSpec, data_source: str) -> tune.Tuner:
     )
 
 
-def resourced_trainable(resolved: ResolvedSpec):
+def resourced_trainable(resolved: ResolvedSpec, trainable: type | None = None):
     """The method's Trainable with its per-trial request: CPUs always alongside GPUs (DESIGN §8)."""
     spec = resolved.spec
-    return tune.with_resources(get_method(spec.method).trainable,
+    return tune.with_resources(trainable or get_method(spec.method).trainable,
                                {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial})
 
 
@@ -156,6 +157,11 @@ def save_spec(resolved: ResolvedSpec) -> None:
     fs.create_dir(root, recursive=True)
     with fs.open_output_stream(f"{root}/{SPEC_FILE}") as f:
         f.write(json.dumps(resolved.spec.to_dict(), indent=1).encode())
+
+
+def saved_spec_exists(storage: str, name: str) -> bool:
+    fs, root = filesystem(f"{storage.rstrip('/')}/{name}")
+    return fs.get_file_info(f"{root}/{SPEC_FILE}").is_file
 
 
 def load_spec(storage: str, name: str | None) -> SweepSpec:

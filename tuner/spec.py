@@ -87,6 +87,12 @@ class SweepSpec:
         if backbone.modality != task.modality:
             raise ValueError(f"backbone {backbone.name!r} is {backbone.modality}, task {task.name!r} "
                              f"is {task.modality}")
+        if scale == "paper" and spec.init == "pretrained" and not pretrained_available(backbone, spec.weights):
+            raise ValueError(
+                f"--scale paper: no local pretrained weights for {backbone.name}. Pass --weights FILE, "
+                "populate the Hugging Face cache on this machine, use --init random on purpose, or "
+                "--scale mini for the embedded default."
+            )
         defaults = task.defaults["mini"] if scale == "mini" else task.defaults
         ranges, file_fixed = read_space_file(method.space, defaults, spec.space_file)
         grid, fixed = parse_dimensions(method.space, defaults, spec.sensitivity, spec.fixed, file_fixed)

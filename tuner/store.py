@@ -73,7 +73,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
 #: ``training_iteration`` is kept (renamed ``iteration``) and so is ``time_this_iter_s``
 #: (stage times are sums of it, and a resumed driver rebuilds them from the stored history).
 RAY_BOOKKEEPING_KEYS = frozenset({
-    "config", "date", "hostname", "node_ip", "pid", "timestamp", "time_since_restore",
+    "config", "date", "hostname", "node_ip", "pid", "time_since_restore",
     "iterations_since_restore", "timesteps_total", "episodes_total", "timesteps_since_restore",
     "checkpoint_dir_name", "should_checkpoint", "experiment_tag", "done", "trial_id",
     "training_iteration",

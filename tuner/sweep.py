@@ -98,16 +98,27 @@ def run(spec: SweepSpec, address: str | None = None, resume: bool = False) -> in
     log.info("sweep %s: task=%s method=%s scale=%s backbone=%s trials=%d%s", resolved.name, spec.task,
              spec.method, resolved.scale, resolved.backbone, resolved.expected_trials,
              " (resuming)" if resume else "")
+    cluster.check_storage_writable(resolved.storage)
+    if not resume and experiment.saved_spec_exists(resolved.storage, resolved.name):
+        raise ValueError(f"experiment {resolved.name!r} already exists under {resolved.storage}: "
+                         f"resume it with --resume --name {resolved.name}, or pick another --name")
     data_source = experiment.prepare_data(resolved)
+    import ray
+
+    owns_ray = not ray.is_initialized()
     cluster.start_ray(address)
-    cluster.check_resources(spec.cpus_per_trial, spec.gpus_per_trial)
-    cluster.check_storage(resolved.storage, cluster.cluster_hosts())
-    if resume:
-        tuner = experiment.restore_tuner(resolved)
-    else:
-        tuner = experiment.build_tuner(resolved, data_source)
-        experiment.save_spec(resolved)
-    results = tuner.fit()
+    try:
+        cluster.check_resources(spec.cpus_per_trial, spec.gpus_per_trial)
+        cluster.check_storage_shared(resolved.storage, cluster.cluster_hosts())
+        if resume:
+            tuner = experiment.restore_tuner(resolved)
+        else:
+            tuner = experiment.build_tuner(resolved, data_source)
+            experiment.save_spec(resolved)
+        results = tuner.fit()  # Ctrl-C: Tune stops the trials, saves its state and returns
+    finally:
+        if owns_ray:
+            ray.shutdown()
     trials = store.read_trials(resolved.storage, resolved.name)
     summarise(resolved, trials)
     if len(trials) < resolved.expected_trials:
@@ -135,9 +146,17 @@ def summarise(resolved, trials) -> None:
         print(f"Best trial {row['trial_id']} ({row['status']}): best val_metric={row['best_val_metric']:.4g}, "
               f"test_metric={row['test_metric']:.4g}")
         print(f"  searched config: {sampled}")
+    for row in trials[trials["status"] == "error"].itertuples() if len(trials) else ():
+        print(f"Trial {row.trial_id} error: {_last_line(row.error)}")
     print(f"Results store: {resolved.storage}/{resolved.name}/results_store "
           "(tuner.store.read_trials / read_history)")
     print(f"Ray experiment dir: {resolved.storage}/{resolved.name}")
+
+
+def _last_line(text) -> str:
+    """The last non-empty line of a stored error text (the exception and its message)."""
+    lines = [line for line in str(text).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else str(text)
 
 
 def _plain(value):
