@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from ray import tune
 
+from trainables.errors import CheckpointError
 from trainables.losses.task import TASK_LOSSES
 from trainables.metrics import get_metric
 from trainables.models.backbones import create_source_model
@@ -40,7 +41,7 @@ CHECKPOINT_FILE = "state.pt"
 OPTIMIZERS = ("adamw", "adam", "sgd")
 BASE_RESULT_KEYS = (
     "stage", "stage_name", "epoch", "stage_epoch", "stage2_epoch", "train_loss", "val_metric",
-    "best_val_metric", "test_metric", "lr", "samples_per_s", "diverged", "finished",
+    "best_val_metric", "test_metric", "lr", "samples_per_s", "diverged", "finished", "node_id", "gpu_ids",
 )
 
 
@@ -125,6 +126,34 @@ def select_device() -> torch.device:
     return torch.device("cuda")
 
 
+def read_checkpoint(path: str) -> dict:
+    """A trial checkpoint's state, read with ``weights_only=True`` (tensors and plain data only,
+    so nothing in the file can run code); tensors stay on the CPU.
+
+    Raises:
+        CheckpointError: the file is missing, corrupt or holds anything else (naming the file).
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError, OSError, ...
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"cannot restore trial checkpoint {path}: {first_line}. The file is corrupt or not a "
+            "crossmodal-tune checkpoint; delete that checkpoint directory to resume from an earlier "
+            "one, or rerun the trial."
+        ) from e
+
+
+def ray_placement() -> dict[str, str]:
+    """Where Ray placed this trial: its node id and GPU ids ("" outside Ray / without GPUs)."""
+    import ray
+
+    if not ray.is_initialized():
+        return {"node_id": "", "gpu_ids": ""}
+    return {"node_id": ray.get_runtime_context().get_node_id(),
+            "gpu_ids": ",".join(str(i) for i in ray.get_gpu_ids())}
+
+
 def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
@@ -173,7 +202,7 @@ class TwoStageTrainable(tune.Trainable):
             "train_loss": float(parts["train_loss"]),
             "val_metric": val, "best_val_metric": self.best_val, "test_metric": test,
             "lr": self.optimizer.param_groups[0]["lr"], "samples_per_s": parts["samples"] / max(elapsed, 1e-9),
-            "diverged": diverged, "finished": finished,
+            "diverged": diverged, "finished": finished, **self.placement,
         }
         result.update({k: float(parts.get(k, float("nan"))) for k in self.loss_part_keys})
         if diverged:
@@ -200,8 +229,7 @@ class TwoStageTrainable(tune.Trainable):
         return None
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
-        path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
-        state = torch.load(path, map_location="cpu", weights_only=True)  # load_state_dict moves to device
+        state = read_checkpoint(os.path.join(checkpoint_dir, CHECKPOINT_FILE))
         self.model.load_state_dict(state["model"])
         self.stage_idx, self.stage_epoch, self.epoch = state["stage_idx"], state["stage_epoch"], state["epoch"]
         self._enter_stage()
@@ -217,7 +245,8 @@ class TwoStageTrainable(tune.Trainable):
         torch.set_num_threads(cfg.num_threads)
         torch.manual_seed(cfg.seed)
         self.generator = torch.Generator().manual_seed(cfg.seed)
-        self.device = select_device()
+        self.placement = ray_placement()
+        self.device = self.trial_device()
         self.task = get_task(cfg.task)
         self.metric = get_metric(self.task.metric)
         self.loss_fn = TASK_LOSSES[self.task.loss]
@@ -234,6 +263,10 @@ class TwoStageTrainable(tune.Trainable):
         self.best_val, self.best_state = float("nan"), None
         self.setup_method()
         self._enter_stage()
+
+    def trial_device(self) -> torch.device:
+        """The device this trial trains on (``select_device``: CUDA iff Ray gave it a GPU)."""
+        return select_device()
 
     def _training_subset(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The training arrays as tensors, optionally a seeded subset (CPU budgets)."""

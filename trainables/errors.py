@@ -11,3 +11,7 @@ class MissingWeightsError(FileNotFoundError):
 
 class DivergedError(FloatingPointError):
     """A loss became NaN or infinite."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is corrupt, truncated or holds more than tensors and plain data."""

@@ -7,14 +7,14 @@ result and every trial's end goes to the Parquet store through ``ResultsStoreCal
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
-import os
+import json
 import warnings
 from pathlib import Path
 
 import optuna
-import ray
 from ray import tune
 from optuna.trial import TrialState
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -23,44 +23,14 @@ from ray.tune.search.optuna import OptunaSearch
 from search_spaces.overrides import overridden_space
 from trainables.metrics import get_metric
 from trainables.registry import get_method, get_task
-from tuner.spec import DATA_SEED, ResolvedSpec
+from tuner.spec import DATA_SEED, ResolvedSpec, SweepSpec, absolute_storage
+from tuner.store import filesystem
 from tuner.store_callback import ResultsStoreCallback
 
 log = logging.getLogger(__name__)
 
 METRIC = "val_metric"
-
-
-def start_ray(address: str | None, num_cpus: int | None = None) -> None:
-    """Attach to ``address`` (or $RAY_ADDRESS) or start a private local Ray.
-
-    The local instance stays on loopback only if ``tuner.sweep.LOOPBACK_ENV`` was in the environment
-    before ``ray`` was imported (``tuner.sweep.main`` sees to that).
-    """
-    if ray.is_initialized():
-        return
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address)
-    else:
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False)
-
-
-def check_resources(resolved: ResolvedSpec) -> None:
-    """Refuse requests the cluster can never satisfy (they would stay PENDING forever).
-
-    Raises:
-        ValueError: naming the request and what the cluster has.
-    """
-    have = ray.cluster_resources()
-    spec = resolved.spec
-    if spec.gpus_per_trial > 0 and have.get("GPU", 0) < spec.gpus_per_trial:
-        raise ValueError(
-            f"--gpus-per-trial {spec.gpus_per_trial} asked for, but the Ray cluster has "
-            f"{have.get('GPU', 0):g} GPUs: run with --gpus-per-trial 0 or attach to a GPU cluster (--address)."
-        )
-    if have.get("CPU", 0) < spec.cpus_per_trial:
-        raise ValueError(f"--cpus-per-trial {spec.cpus_per_trial} exceeds the cluster's {have.get('CPU', 0):g} CPUs")
+SPEC_FILE = "sweep_spec.json"  # next to Ray's experiment state: what --resume re-reads
 
 
 def trial_dirname(trial) -> str:
@@ -107,7 +77,7 @@ def make_searcher(resolved: ResolvedSpec, mode: str) -> PruneAwareOptunaSearch:
     return PruneAwareOptunaSearch(space=space, metric=METRIC, mode=mode, sampler=sampler)
 
 
-def build_tuner(resolved: ResolvedSpec, data_source: str) -> tune.Tuner:
+def build_tuner(resolved: ResolvedSpec, data_source: str, trainable: type | None = None) -> tune.Tuner:
     """The Tuner for ``resolved``; Ray must be initialised (``start_ray``).
 
     Search mode: TPE proposals and ASHA. Sensitivity mode: the full grid (values x seeds),
@@ -115,6 +85,7 @@ def build_tuner(resolved: ResolvedSpec, data_source: str) -> tune.Tuner:
 
     Args:
         data_source: from ``prepare_data``; stored with every trial.
+        trainable: a subclass to run instead of the method's registered Trainable (same config).
     """
     spec = resolved.spec
     method, task = get_method(spec.method), get_task(spec.task)
@@ -135,9 +106,8 @@ def build_tuner(resolved: ResolvedSpec, data_source: str) -> tune.Tuner:
     store = ResultsStoreCallback(resolved.storage, resolved.name,
                                  static={**resolved.result_columns(), "data_source": data_source},
                                  metric=METRIC, mode=mode)
-    trainable = tune.with_resources(method.trainable, {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial})
     return tune.Tuner(
-        trainable,
+        resourced_trainable(resolved, trainable),
         param_space=param_space,
         tune_config=tune.TuneConfig(
             metric=METRIC, mode=mode, max_concurrent_trials=spec.max_concurrent or None,
@@ -147,19 +117,80 @@ def build_tuner(resolved: ResolvedSpec, data_source: str) -> tune.Tuner:
             name=resolved.name, storage_path=resolved.storage, callbacks=[store],
             checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=1,
                                                     checkpoint_at_end=True),
-            failure_config=tune.FailureConfig(max_failures=0),
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             verbose=1,
         ),
     )
 
 
+def resourced_trainable(resolved: ResolvedSpec, trainable: type | None = None):
+    """The method's Trainable with its per-trial request: CPUs always alongside GPUs (DESIGN §8)."""
+    spec = resolved.spec
+    return tune.with_resources(trainable or get_method(spec.method).trainable,
+                               {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial})
+
+
+def experiment_path(resolved: ResolvedSpec) -> str:
+    return f"{resolved.storage.rstrip('/')}/{resolved.name}"
+
+
+def restore_tuner(resolved: ResolvedSpec) -> tune.Tuner:
+    """Resume an interrupted experiment (``--resume``): Tune's own restore.
+
+    Ended trials are not re-run, unfinished ones continue from their last checkpoint, the
+    searcher (Optuna study) and scheduler state come back from the experiment checkpoint, and
+    the store callback is the one pickled with the experiment. Errored trials stay errored.
+
+    Raises:
+        ValueError: no restorable experiment at the path.
+    """
+    path = experiment_path(resolved)
+    if not tune.Tuner.can_restore(path):
+        raise ValueError(f"--resume: no Ray Tune experiment state under {path}")
+    return tune.Tuner.restore(path, trainable=resourced_trainable(resolved), resume_unfinished=True,
+                              resume_errored=False, restart_errored=False)
+
+
+def save_spec(resolved: ResolvedSpec) -> None:
+    """Write the sweep's ``SweepSpec`` next to the experiment, for ``--resume``."""
+    fs, root = filesystem(experiment_path(resolved))
+    fs.create_dir(root, recursive=True)
+    with fs.open_output_stream(f"{root}/{SPEC_FILE}") as f:
+        f.write(json.dumps(resolved.spec.to_dict(), indent=1).encode())
+
+
+def saved_spec_exists(storage: str, name: str) -> bool:
+    fs, root = filesystem(f"{storage.rstrip('/')}/{name}")
+    return fs.get_file_info(f"{root}/{SPEC_FILE}").is_file
+
+
+def load_spec(storage: str, name: str | None) -> SweepSpec:
+    """The ``SweepSpec`` an experiment was started with, at ``storage`` as given now.
+
+    Raises:
+        ValueError: no name given, or no saved spec under ``storage/name``.
+    """
+    if not name:
+        raise ValueError("--resume needs --name: the experiment to resume (and its --storage)")
+    storage = absolute_storage(storage)
+    fs, root = filesystem(f"{storage.rstrip('/')}/{name}")
+    try:
+        with fs.open_input_stream(f"{root}/{SPEC_FILE}") as f:
+            saved = SweepSpec.from_dict(json.loads(f.read()))
+    except FileNotFoundError:
+        raise ValueError(f"--resume: no experiment {name!r} under {storage} ({SPEC_FILE} not found)") from None
+    return dataclasses.replace(saved, storage=storage)  # a relative path was relative to another cwd
+
+
 def prepare_data(resolved: ResolvedSpec) -> str:
-    """Generate embedded data once on the driver (trials then read the cache).
+    """Read (paper) or generate (mini) the task's data once on the driver, before any trial.
+
+    Embedded data is generated and cached here, so trials only read the cache; benchmark files
+    are read once to validate them, so a corrupt or wrong-shaped file is one clear error now,
+    not an error in every trial. Costs one load of the data set on the driver.
 
     Returns:
         The data source recorded with every trial, e.g. ``file:s2_cifar100.gz``.
     """
     task = get_task(resolved.spec.task)
-    if resolved.scale == "mini":
-        return task.loader(Path(resolved.data_root), "mini", DATA_SEED).source
-    return "file:" + ",".join(task.data_files)
+    return task.loader(Path(resolved.data_root), resolved.scale, DATA_SEED).source

@@ -58,6 +58,16 @@ class SweepSpec:
     seeds: int = 1  # repeats of every grid value (sensitivity mode)
     fixed: tuple[str, ...] = ()  # "name=value": dimensions held at a value instead of searched
     space_file: str | None = None  # YAML overrides of the space's ranges (search_spaces.overrides)
+    max_failures: int = 0  # retries of a crashed trial, each from its last checkpoint
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "SweepSpec":
+        """Inverse of ``to_dict`` (JSON turns the tuple of ``--set`` items into a list)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: tuple(v) if k == "fixed" else v for k, v in values.items() if k in known})
 
     def resolve(self) -> "ResolvedSpec":
         """Validate names and ranges, settle scale and backbone, fill task defaults.
@@ -77,13 +87,19 @@ class SweepSpec:
         if backbone.modality != task.modality:
             raise ValueError(f"backbone {backbone.name!r} is {backbone.modality}, task {task.name!r} "
                              f"is {task.modality}")
+        if scale == "paper" and spec.init == "pretrained" and not pretrained_available(backbone, spec.weights):
+            raise ValueError(
+                f"--scale paper: no local pretrained weights for {backbone.name}. Pass --weights FILE, "
+                "populate the Hugging Face cache on this machine, use --init random on purpose, or "
+                "--scale mini for the embedded default."
+            )
         defaults = task.defaults["mini"] if scale == "mini" else task.defaults
         ranges, file_fixed = read_space_file(method.space, defaults, spec.space_file)
         grid, fixed = parse_dimensions(method.space, defaults, spec.sensitivity, spec.fixed, file_fixed)
         return ResolvedSpec(
             spec=spec, scale=scale, backbone=backbone.name, data_root=str(root),
             defaults=defaults, fallback_reason=reason,
-            storage=_absolute_storage(spec.storage),
+            storage=absolute_storage(spec.storage),
             name=spec.name or f"{spec.task}-{spec.method}-{time.strftime('%Y%m%d-%H%M%S')}",
             method_constants=dict(method.constants), grid=grid, fixed=fixed, ranges=ranges,
         )
@@ -97,7 +113,7 @@ class SweepSpec:
                   ("--gpus-per-trial", self.gpus_per_trial >= 0), ("--val-fraction", 0 < self.val_fraction < 1),
                   ("--max-epochs", self.max_epochs is None or self.max_epochs >= 1),
                   ("--grace-period", self.grace_period >= 1), ("--reduction-factor", self.reduction_factor >= 2),
-                  ("--seeds", self.seeds >= 1)]
+                  ("--seeds", self.seeds >= 1), ("--max-failures", self.max_failures >= 0)]
         for flag, ok in checks:
             if not ok:
                 raise ValueError(f"{flag} is out of range: {getattr(self, flag[2:].replace('-', '_'))}")
@@ -146,6 +162,11 @@ class ResolvedSpec:
     grid: tuple[str, tuple] | None  # sensitivity mode: (config key, values)
     fixed: dict  # held dimensions: every default in sensitivity mode, else the --set values
     ranges: dict  # --space range/choice overrides for the searched dimensions
+
+    @property
+    def expected_trials(self) -> int:
+        """Trials the experiment runs: --num-samples, or grid values x seeds in sensitivity mode."""
+        return self.spec.num_samples if self.grid is None else len(self.grid[1]) * self.spec.seeds
 
     @property
     def stage2_epochs(self) -> int:
@@ -245,7 +266,7 @@ def _typed(raw: str, default, flag: str, name: str):
         raise ValueError(f"{flag} {name}={raw!r}: expected a {kind.__name__}") from None
 
 
-def _absolute_storage(storage: str) -> str:
+def absolute_storage(storage: str) -> str:
     return storage if "://" in storage else str(Path(storage).expanduser().resolve())
 
 

@@ -73,7 +73,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
 #: ``training_iteration`` is kept (renamed ``iteration``) and so is ``time_this_iter_s``
 #: (stage times are sums of it, and a resumed driver rebuilds them from the stored history).
 RAY_BOOKKEEPING_KEYS = frozenset({
-    "config", "date", "hostname", "node_ip", "pid", "timestamp", "time_since_restore",
+    "config", "date", "hostname", "node_ip", "pid", "time_since_restore",
     "iterations_since_restore", "timesteps_total", "episodes_total", "timesteps_since_restore",
     "checkpoint_dir_name", "should_checkpoint", "experiment_tag", "done", "trial_id",
     "training_iteration",
@@ -129,7 +129,7 @@ _last_seq = 0
 # Paths and filesystems
 
 
-def _filesystem(path: str) -> tuple[pafs.FileSystem, str]:
+def filesystem(path: str) -> tuple[pafs.FileSystem, str]:
     """Resolve ``path`` (plain path or URI) to a pyarrow filesystem and the path inside it.
 
     Args:
@@ -182,7 +182,7 @@ def list_experiments(storage_path: str) -> list[str]:
         Sorted experiment names (directories containing ``results_store``); empty if
         ``storage_path`` does not exist.
     """
-    fs, root = _filesystem(storage_path)
+    fs, root = filesystem(storage_path)
     infos = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
     dirs = [i for i in infos if i.type == pafs.FileType.Directory]
     if not dirs:
@@ -194,7 +194,7 @@ def list_experiments(storage_path: str) -> list[str]:
 def _table_dir(storage_path: str, experiment: str, table: str) -> tuple[pafs.FileSystem, str]:
     if table not in TABLE_KEYS:
         raise ValueError(f"Unknown table {table!r}. Tables: {', '.join(sorted(TABLE_KEYS))}.")
-    fs, root = _filesystem(store_dir(storage_path, experiment))
+    fs, root = filesystem(store_dir(storage_path, experiment))
     return fs, _join(root, table)
 
 

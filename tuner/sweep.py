@@ -3,7 +3,8 @@
     python -m tuner.sweep --task spherical --method finetune            # embedded default on a CPU
     python -m tuner.sweep --task spherical --method finetune --smoke-test
     python -m tuner.sweep --task spherical --method mona --sensitivity lambda=0,0.3,0.5,1 --seeds 2
-    RAY_ADDRESS=... python -m tuner.sweep ... --gpus-per-trial 0.25 --storage /shared/results
+    RAY_ADDRESS=... python -m tuner.sweep ... --gpus-per-trial 0.25 --storage s3://bucket/results
+    python -m tuner.sweep --resume --name NAME [--storage DIR]    # after a crash or Ctrl-C
 
 The CLI only parses flags into a ``SweepSpec``; everything else happens in ``tuner.spec``
 and ``tuner.experiment``. Errors in the input are one line and exit code 2 (``--debug``
@@ -25,8 +26,8 @@ log = logging.getLogger("tuner.sweep")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tuner.sweep", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--task", required=True, help="task name (python -m tuner list tasks)")
-    p.add_argument("--method", required=True, help="method name (python -m tuner list methods)")
+    p.add_argument("--task", help="task name (python -m tuner list tasks); required unless --resume")
+    p.add_argument("--method", help="method name (python -m tuner list methods); required unless --resume")
     p.add_argument("--scale", default="auto", choices=SCALE_CHOICES,
                    help="paper: benchmark files + paper backbone; mini: embedded default; auto: paper if present")
     p.add_argument("--backbone", default=None, help="override the scale's default backbone")
@@ -53,9 +54,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="override search ranges / fix dimensions (see search_spaces/overrides.py)")
     p.add_argument("--set", dest="fixed", action="append", default=[], metavar="NAME=VALUE",
                    help="hold a dimension at a value (repeatable)")
+    p.add_argument("--max-failures", type=int, default=0,
+                   help="retries of a crashed trial (worker or node lost, exception), from its last checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="resume experiment --name under --storage (its saved settings; other flags ignored)")
     p.add_argument("--smoke-test", action="store_true", help="2 trials, 1 epoch, 128 samples: a fast check")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not args.resume and not (args.task and args.method):
+        p.error("--task and --method are required (or --resume --name NAME)")
+    return args
 
 
 def spec_from_args(args: argparse.Namespace) -> SweepSpec:
@@ -68,30 +76,57 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
         grace_period=args.grace_period, reduction_factor=args.reduction_factor,
         storage=args.storage, name=args.name, seed=args.seed, smoke_test=args.smoke_test,
         sensitivity=args.sensitivity, seeds=args.seeds, fixed=tuple(args.fixed), space_file=args.space_file,
+        max_failures=args.max_failures,
     )
 
 
-def run(spec: SweepSpec, address: str | None = None) -> int:
-    """Resolve, build and fit; print the best configuration and where results are.
+def run(spec: SweepSpec, address: str | None = None, resume: bool = False) -> int:
+    """Resolve, check, build (or restore) and fit; print the outcome and where results are.
+
+    Everything that can be refused is refused before the first trial starts: names, ranges,
+    data files (read once on the driver), the cluster's resources and the storage location.
 
     Returns:
-        0 when every trial ended (completed, pruned or diverged), 1 if any errored or the
-        sweep was interrupted.
+        0 when every trial ended (completed, pruned or diverged); 1 if any errored or the
+        experiment is incomplete (interrupted: resume it with ``--resume``).
     """
-    from tuner import experiment, store
+    from tuner import cluster, experiment, store
 
+    if resume:
+        spec = experiment.load_spec(spec.storage, spec.name)
     resolved = spec.resolve()
-    log.info("sweep %s: task=%s method=%s scale=%s backbone=%s trials=%d", resolved.name, spec.task,
-             spec.method, resolved.scale, resolved.backbone, resolved.spec.num_samples)
+    log.info("sweep %s: task=%s method=%s scale=%s backbone=%s trials=%d%s", resolved.name, spec.task,
+             spec.method, resolved.scale, resolved.backbone, resolved.expected_trials,
+             " (resuming)" if resume else "")
+    cluster.check_storage_writable(resolved.storage)
+    if not resume and experiment.saved_spec_exists(resolved.storage, resolved.name):
+        raise ValueError(f"experiment {resolved.name!r} already exists under {resolved.storage}: "
+                         f"resume it with --resume --name {resolved.name}, or pick another --name")
     data_source = experiment.prepare_data(resolved)
-    experiment.start_ray(address)
-    experiment.check_resources(resolved)
-    results = experiment.build_tuner(resolved, data_source).fit()
+    import ray
+
+    owns_ray = not ray.is_initialized()
+    cluster.start_ray(address)
+    try:
+        cluster.check_resources(spec.cpus_per_trial, spec.gpus_per_trial)
+        cluster.check_storage_shared(resolved.storage, cluster.cluster_hosts())
+        if resume:
+            tuner = experiment.restore_tuner(resolved)
+        else:
+            tuner = experiment.build_tuner(resolved, data_source)
+            experiment.save_spec(resolved)
+        results = tuner.fit()  # Ctrl-C: Tune stops the trials, saves its state and returns
+    finally:
+        if owns_ray:
+            ray.shutdown()
     trials = store.read_trials(resolved.storage, resolved.name)
     summarise(resolved, trials)
-    expected = resolved.spec.num_samples if resolved.grid is None else len(resolved.grid[1]) * resolved.spec.seeds
-    incomplete = results.num_errors > 0 or len(trials) < expected
-    return 1 if incomplete else 0
+    if len(trials) < resolved.expected_trials:
+        print(f"Experiment incomplete: {len(trials)} of {resolved.expected_trials} trials ended. Resume with:\n"
+              f"  python -m tuner.sweep --resume --name {resolved.name} --storage {resolved.storage}",
+              file=sys.stderr)
+        return 1
+    return 1 if results.num_errors > 0 else 0
 
 
 def summarise(resolved, trials) -> None:
@@ -111,9 +146,17 @@ def summarise(resolved, trials) -> None:
         print(f"Best trial {row['trial_id']} ({row['status']}): best val_metric={row['best_val_metric']:.4g}, "
               f"test_metric={row['test_metric']:.4g}")
         print(f"  searched config: {sampled}")
+    for row in trials[trials["status"] == "error"].itertuples() if len(trials) else ():
+        print(f"Trial {row.trial_id} error: {_last_line(row.error)}")
     print(f"Results store: {resolved.storage}/{resolved.name}/results_store "
           "(tuner.store.read_trials / read_history)")
     print(f"Ray experiment dir: {resolved.storage}/{resolved.name}")
+
+
+def _last_line(text) -> str:
+    """The last non-empty line of a stored error text (the exception and its message)."""
+    lines = [line for line in str(text).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else str(text)
 
 
 def _plain(value):
@@ -135,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.setdefault(key, value)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return run(spec_from_args(args), address=args.address)
+        return run(spec_from_args(args), address=args.address, resume=args.resume)
     except (KeyError, ValueError, FileNotFoundError) as e:
         if args.debug:
             raise
@@ -143,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: resume is not supported yet; results so far are in the store", file=sys.stderr)
+        where = f" --name {args.name}" if args.name else " --name <experiment>"
+        print(f"interrupted before the experiment ended; what ended is in the store. Resume with: "
+              f"python -m tuner.sweep --resume{where} --storage {args.storage}", file=sys.stderr)
         return 130
 
 
