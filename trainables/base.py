@@ -254,8 +254,9 @@ class TwoStageTrainable(tune.Trainable):
         self.train_x, self.train_y = self._training_subset()
         backbone = get_backbone(cfg.backbone)
         source = create_source_model(backbone, cfg.encoder_init, cfg.weights_path or None)
+        max_tokens = self.task.defaults.get("target_seq_len") if cfg.scale == "paper" else None
         built = build_model(source, backbone, self.data.input_shape, self.data.num_outputs,
-                            self.task.output, cfg.embedder_init)
+                            self.task.output, cfg.embedder_init, max_tokens)
         self.model = built.model.to(self.device)
         self.source_embedder = built.source_embedder.to(self.device)
         self.plan = self.stage_plan()

@@ -35,7 +35,9 @@ class TaskSpec:
     data_files: tuple[str, ...]  # relative to data_root(); what paper scale needs
     loader: Callable[..., Any]
     paper: str
-    defaults: dict = field(default_factory=dict)  # stage-2 hyperparameters (lr, wd, batch, epochs)
+    # stage-2 hyperparameters (lr, weight_decay, batch_size, epochs, optimizer, grad_accum), a
+    # "mini" sub-dict for the embedded variant, and optionally "target_seq_len" (1D, paper scale)
+    defaults: dict = field(default_factory=dict)
     has_mini: bool = False  # an embedded offline variant exists
     hidden: bool = False  # test fixtures: registered but not offered by the CLI
 

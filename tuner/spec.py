@@ -117,8 +117,8 @@ class SweepSpec:
         for flag, ok in checks:
             if not ok:
                 raise ValueError(f"{flag} is out of range: {getattr(self, flag[2:].replace('-', '_'))}")
-        if self.weights and not Path(self.weights).expanduser().is_file():
-            raise ValueError(f"--weights {self.weights}: no such file")
+        if self.weights and not Path(self.weights).expanduser().exists():
+            raise ValueError(f"--weights {self.weights}: no such file or directory")
 
     def _settle_scale(self, task, root: Path) -> tuple[str, str]:
         """(scale, fallback message). auto -> paper when its data and weights are present."""

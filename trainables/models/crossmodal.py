@@ -186,6 +186,7 @@ def build_model(
     num_outputs: int,
     output: str,
     embedder_init: str,
+    max_tokens: int | None = None,
 ) -> BuiltModel:
     """Assemble embedder, encoder and predictor around ``source_model`` (consumed).
 
@@ -193,18 +194,21 @@ def build_model(
         input_shape: the task's (C, H, W) (2D backbones) or (C, L) (1D backbones).
         output: "classification" or "dense" (dense predicts (K, H, W), or (K, L) in 1D).
         embedder_init: "source" (copy the pretrained stem) or "random".
+        max_tokens: 1D only: a task's own, lower token limit (ORCA's per-task
+            ``target_seq_len``, e.g. 64 for ECG); None = the backbone's ``target_seq_len``.
 
     Raises:
         ValueError: an unknown ``output``, or an input shape that does not fit the backbone.
     """
     if output not in ("classification", "dense"):
         raise ValueError(f"output must be 'classification' or 'dense', got {output!r}")
-    build = _build_1d if spec.modality == "1d" else _build_2d
     expected = 2 if spec.modality == "1d" else 3
     if len(input_shape) != expected:
         raise ValueError(f"backbone {spec.name!r} ({spec.modality}) needs {expected}-d inputs per sample, "
                          f"got input shape {tuple(input_shape)}")
-    return build(source_model, spec, tuple(input_shape), num_outputs, output, embedder_init)
+    if spec.modality == "1d":
+        return _build_1d(source_model, spec, tuple(input_shape), num_outputs, output, embedder_init, max_tokens)
+    return _build_2d(source_model, spec, tuple(input_shape), num_outputs, output, embedder_init)
 
 
 def _build_2d(source_model: nn.Module, spec: BackboneSpec, input_shape: tuple[int, int, int],
@@ -222,14 +226,14 @@ def _build_2d(source_model: nn.Module, spec: BackboneSpec, input_shape: tuple[in
 
 
 def _build_1d(source_model: nn.Module, spec: BackboneSpec, input_shape: tuple[int, int],
-              num_outputs: int, output: str, embedder_init: str) -> BuiltModel:
+              num_outputs: int, output: str, embedder_init: str, max_tokens: int | None) -> BuiltModel:
     """ORCA's ``wrapper1D``: patch embedder with copied LayerNorm and positions, body on inputs_embeds."""
     channels, length = input_shape
     if spec.target_seq_len is None:
         raise ValueError(f"1D backbone {spec.name!r} has no target_seq_len")
     (stem_name,) = spec.stem  # the transformers model's embeddings module
     embeddings = getattr(source_model, stem_name)
-    stack = stack_size(length, spec.target_seq_len)
+    stack = stack_size(length, min(spec.target_seq_len, max_tokens or spec.target_seq_len))
     n = length // stack
     positions = embeddings.position_embeddings.weight.detach()[pretrained_position_ids(embeddings, n)]  # (N, D)
     embedder = Embedder1D(channels, stack, positions, embeddings.LayerNorm, embedder_init)
