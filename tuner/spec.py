@@ -122,7 +122,7 @@ class SweepSpec:
 
     def _settle_scale(self, task, root: Path) -> tuple[str, str]:
         """(scale, fallback message). auto -> paper when its data and weights are present."""
-        missing = [f for f in task.data_files if not (root / f).is_file()]
+        missing = [f for f in task.data_files if not (root / f).exists()]
         if self.scale == "paper":
             if missing:
                 raise ValueError(
