@@ -955,6 +955,7 @@ ECG_SOURCE = f"NAS-Bench-360's PhysioNet/CinC 2017 pickle ({NB360_SITE})"
     defaults={  # MoNA Table 9, ECG: batch 4, 15 epochs, accumulation 16, SGD
         "lr": 1e-6, "weight_decay": 1e-1, "batch_size": 4, "grad_accum": 16, "epochs": 15,
         "optimizer": "sgd",
+        "target_seq_len": 64,  # ORCA's configs/ecg.yaml: 1000 samples -> 50 tokens of 20
     },
     has_mini=False,
 )
