@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_files_nasbench360 import WRITERS as NASBENCH360_WRITERS
+from tiny_files_pdebench import WRITERS as PDEBENCH_WRITERS
 from trial_configs import sample_config
 
 import trainables
@@ -29,6 +31,8 @@ from trainables.registry import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
+TINY_FILES = {**NASBENCH360_WRITERS, **PDEBENCH_WRITERS}  # task -> writer of tiny published-format files
+TINY_BACKBONES = {"2d": "test_efficientnet", "1d": "test_bert"}
 
 
 @pytest.mark.parametrize("method", list_methods(include_hidden=True))
@@ -82,6 +86,25 @@ def test_task_metric_and_loss_exist(task):
     assert paper_defaults <= set(spec.defaults)
     if spec.has_mini:
         assert paper_defaults <= set(spec.defaults["mini"])
+
+
+@pytest.mark.parametrize("task", list_tasks(include_hidden=True))
+def test_every_task_trains_a_step_with_a_tiny_backbone(task, tmp_path):
+    """Paper-format tasks read tiny files in their published format; the others their embedded data."""
+    spec = get_task(task)
+    if task in TINY_FILES:
+        TINY_FILES[task](tmp_path)
+        scale = "paper"
+    else:
+        assert spec.has_mini, f"task {task!r} has neither tiny test files nor an embedded variant"
+        scale = "mini"
+    config = sample_config("finetune", tmp_path, task=task, scale=scale, backbone=TINY_BACKBONES[spec.modality])
+    config.update(stage2_epochs=1, max_train_samples=8, batch_size=4, grad_accum=1, val_fraction=0.5)
+    trial = get_method("finetune").trainable(config=config)
+    result = trial.train()
+    assert result["finished"] and math.isfinite(result["train_loss"]), result
+    assert math.isfinite(result["val_metric"]) and math.isfinite(result["test_metric"]), result
+    trial.stop()
 
 
 @pytest.mark.parametrize("backbone", list_backbones(include_hidden=True))
