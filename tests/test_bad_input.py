@@ -151,3 +151,22 @@ def test_corrupt_or_unsafe_checkpoint_is_refused_naming_the_file(content, tmp_pa
     assert open(state, "rb").read() == bad  # left for the user to inspect
     assert not os.path.exists("/tmp/crossmodal-tune-pwned")
     trial.stop(), fresh.stop()
+
+
+def test_node_local_storage_is_refused_on_a_multi_host_cluster(tmp_path):
+    from tuner.cluster import check_storage_shared, check_storage_writable
+
+    mounts = tmp_path / "mounts"
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    mounts.write_text(f"/dev/sda1 / ext4 rw 0 0\nserver:/export {shared} nfs4 rw 0 0\n")
+    hosts = {"node-a", "node-b"}
+    with pytest.raises(ValueError, match=r"node-local \(ext4 filesystem\) but the Ray cluster spans 2 hosts"):
+        check_storage_shared(str(tmp_path / "results"), hosts, mounts_file=str(mounts))
+    check_storage_shared(str(shared / "results"), hosts, mounts_file=str(mounts))  # NFS: fine
+    check_storage_shared(str(tmp_path / "results"), {"node-a"}, mounts_file=str(mounts))  # one host: fine
+    check_storage_shared("s3://bucket/results", hosts, mounts_file=str(mounts))  # a URI: fine
+    check_storage_writable(f"file://{tmp_path}/uri-results")  # pyarrow filesystems take URIs
+    assert (tmp_path / "uri-results").is_dir()
+    with pytest.raises(ValueError, match="cannot be written"):
+        check_storage_writable("nosuchscheme://bucket/results")
