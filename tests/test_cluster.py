@@ -116,3 +116,20 @@ def test_quarter_gpus_pack_four_trials_on_one_logical_gpu(ray_cluster, tmp_path)
     results, trials, _ = _fit(spec)
     assert results.num_errors == 1 and trials.status.tolist() == ["error"]
     assert "finds no CUDA device" in trials.error.iloc[0] and "--gpus-per-trial 0" in trials.error.iloc[0]
+
+
+@pytest.mark.parametrize("ray_cluster", [[{"num_cpus": 2}]], indirect=True)
+def test_cli_attaches_to_an_existing_cluster(ray_cluster, tmp_path):
+    import subprocess
+    import sys
+
+    sim, (worker,) = ray_cluster
+    storage = tmp_path / "results"
+    argv = ["--task", "test_toy_task", "--method", "finetune", "--backbone", "test_efficientnet", "--init",
+            "random", "--scale", "mini", "--num-samples", "2", "--max-epochs", "2", "--address", sim.address,
+            "--data-dir", str(tmp_path / "data"), "--storage", str(storage), "--name", "attached"]
+    done = subprocess.run([sys.executable, "-m", "tuner.sweep", *argv], cwd=TESTS_DIR.parent,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials, history = store.read_trials(str(storage), "attached"), store.read_history(str(storage), "attached")
+    assert len(trials) == 2 and set(history.node_id) == {worker.node_id}  # the cluster's node, no new Ray
