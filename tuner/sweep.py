@@ -169,6 +169,9 @@ def _is_set(value) -> bool:
 
 # Read by Ray when it is imported (DESIGN §8): set before anything imports ray.
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+# Epochs of the embedded tasks take seconds and every epoch checkpoints (num_to_keep=1), which
+# makes Tune warn about frequent experiment snapshots at every step; they are expected here.
+QUIET_ENV = {"TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.address or os.environ.get("RAY_ADDRESS")):
         for key, value in LOOPBACK_ENV.items():  # a local Ray: keep every process on 127.0.0.1
             os.environ.setdefault(key, value)
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return run(spec_from_args(args), address=args.address, resume=args.resume)
