@@ -2,6 +2,7 @@
 
     python -m tuner.plot sensitivity <experiment> --param lambda     # MoNA Fig. 6 style
     python -m tuner.plot curves <experiment>                          # learning curves by stage
+    python -m tuner.plot distortion <experiment...>                   # MoNA Fig. 3 style
 """
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from trainables.metrics import get_metric  # noqa: E402
 from trainables.registry import get_task  # noqa: E402
 from tuner import analysis, store  # noqa: E402
 
 STAGE_COLOURS = {1: "tab:orange", 2: "tab:blue"}
+NO_DISTORTION = ("no distortion rows for {experiments} in {storage}: run "
+                 "python -m tuner.analyze distortion <experiment> first")
 
 
 def plot_sensitivity(storage: str, experiment: str, param: str, which: str = "test"):
@@ -72,12 +76,55 @@ def plot_curves(storage: str, experiment: str):
     return fig
 
 
+def distortion_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Linear-probe error by method: mean, sample std (NaN for one trial) and count, in order
+    of first appearance, with the pretrained encoder's probe error beside each method.
+
+    >>> rows = pd.DataFrame({"method": ["mona", "finetune", "mona"], "probe_error": [10.0, 30.0, 20.0],
+    ...                      "pretrained_probe_error": [12.0, 12.0, 12.0]})
+    >>> distortion_table(rows).to_dict("records")[0]
+    {'method': 'mona', 'mean': 15.0, 'std': 7.0710678118654755, 'n': 2, 'pretrained': 12.0}
+    """
+    groups = rows.groupby("method", sort=False)
+    table = groups["probe_error"].agg(["mean", "std", "count"]).rename(columns={"count": "n"})
+    table["pretrained"] = groups["pretrained_probe_error"].mean()
+    return table.reset_index()
+
+
+def plot_distortion(storage: str, experiments: list[str]):
+    """Bars of the mean linear-probe error (± std over trials) per method; the pretrained
+    encoder's error as a dashed line (MoNA Fig. 3). Reads the ``distortion`` tables only.
+
+    Returns:
+        (figure, table): the table is exactly the data plotted (``distortion_table``).
+    """
+    frames = [f for f in (store.read_distortion(storage, e) for e in experiments) if not f.empty]
+    if not frames:
+        raise ValueError(NO_DISTORTION.format(experiments=", ".join(experiments), storage=storage))
+    rows = pd.concat(frames, ignore_index=True)
+    table = distortion_table(rows)
+    fig, ax = plt.subplots(figsize=(1.2 * len(table) + 2.5, 3.6))
+    labels = [f"{m}\n(n={n})" for m, n in zip(table["method"], table["n"])]
+    ax.bar(labels, table["mean"], yerr=table["std"].fillna(0), capsize=3, color="tab:blue", alpha=0.8)
+    for value in sorted(table["pretrained"].unique()):
+        ax.axhline(value, color="black", linestyle="--", linewidth=1)
+    ax.plot([], [], "k--", label="pretrained encoder")
+    ax.set_ylabel(f"linear-probe error (%) on {'/'.join(sorted(rows['surrogate'].dropna().unique()))}")
+    tasks = "/".join(sorted(rows["task"].dropna().unique()))
+    backbones = "/".join(sorted(rows["backbone"].dropna().unique()))
+    ax.set_title(f"Source knowledge after fine-tuning on {tasks} ({backbones}): mean ± std over n trials",
+                 fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig, table
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tuner.plot", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="kind", required=True)
-    for kind in ("sensitivity", "curves"):
+    for kind in ("sensitivity", "curves", "distortion"):
         s = sub.add_parser(kind)
-        s.add_argument("experiment")
+        s.add_argument("experiment", nargs="+" if kind == "distortion" else None)
         s.add_argument("--storage", default="results")
         s.add_argument("--out", default=None, help="PNG path (default <experiment>-<kind>.png)")
         if kind == "sensitivity":
@@ -88,12 +135,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.kind == "sensitivity":
             fig, table = plot_sensitivity(args.storage, args.experiment, args.param, args.metric)
             print(table.to_string(index=False))
+        elif args.kind == "distortion":
+            fig, table = plot_distortion(args.storage, args.experiment)
+            print(table.to_string(index=False))
         else:
             fig = plot_curves(args.storage, args.experiment)
     except (KeyError, ValueError) as e:
         print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2
-    out = Path(args.out or f"{args.experiment}-{args.kind}.png")
+    name = args.experiment[0] if args.kind == "distortion" else args.experiment
+    out = Path(args.out or f"{name}-{args.kind}.png")
     fig.savefig(out, dpi=120)
     print(f"wrote {out}")
     return 0

@@ -1,10 +1,12 @@
-"""Append-only Parquet results store: one ``trials`` and one ``history`` table per experiment.
+"""Append-only Parquet results store: ``trials``, ``history`` (and ``distortion``) tables per experiment.
 
 Layout (``storage_path`` may be a local path, ``file://...``, ``s3://...`` or ``gs://...``)::
 
     <storage_path>/<experiment>/results_store/
         trials/   <seq>-<uuid>.parquet ...   one row per trial end (key: trial_id)
         history/  <seq>-<uuid>.parquet ...   one row per reported result (key: trial_id, iteration)
+        distortion/ <seq>-<uuid>.parquet ... one row per analysed trial (key: trial_id), written
+                                             by ``python -m tuner.analyze distortion``
 
 ``<seq>`` is a zero-padded nanosecond timestamp, strictly increasing within a process. Every
 write is a new part file, written atomically (temp name, then rename; on object stores, where
@@ -64,9 +66,11 @@ logger = logging.getLogger(__name__)
 STORE_DIRNAME = "results_store"
 TRIALS = "trials"
 HISTORY = "history"
+DISTORTION = "distortion"
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
     TRIALS: ("trial_id",),
     HISTORY: ("trial_id", "iteration"),
+    DISTORTION: ("trial_id",),
 }
 
 #: Result keys Ray adds for its own bookkeeping; they are not written to ``history``.
@@ -106,7 +110,26 @@ HISTORY_COLUMNS: dict[str, pa.DataType] = {
     "time_this_iter_s": pa.float64(),
     "written_ns": pa.int64(),
 }
-_BASE_COLUMNS = {TRIALS: TRIAL_COLUMNS, HISTORY: HISTORY_COLUMNS}
+#: Columns every distortion row has (``python -m tuner.analyze distortion``): one row per
+#: analysed trial, the linear-probe error of its final encoder on the source surrogate beside
+#: the same probe on the pretrained encoder (MoNA §2.2, Fig. 3).
+DISTORTION_COLUMNS: dict[str, pa.DataType] = {
+    "experiment": pa.string(),
+    "trial_id": pa.string(),
+    "method": pa.string(),
+    "task": pa.string(),
+    "backbone": pa.string(),
+    "probe_error": pa.float64(),
+    "pretrained_probe_error": pa.float64(),
+    "distortion": pa.float64(),  # probe_error - pretrained_probe_error
+    "surrogate": pa.string(),
+    "probe_train": pa.int64(),
+    "probe_test": pa.int64(),
+    "probe_seed": pa.int64(),
+    "checkpoint": pa.string(),
+    "written_ns": pa.int64(),
+}
+_BASE_COLUMNS = {TRIALS: TRIAL_COLUMNS, HISTORY: HISTORY_COLUMNS, DISTORTION: DISTORTION_COLUMNS}
 
 STATUSES = ("completed", "pruned", "diverged", "error")
 #: How much of a failed trial's error text (its tail: the latest failure) a trials row keeps.
@@ -286,7 +309,7 @@ def append_rows(
     Args:
         storage_path: A local path or URI.
         experiment: The experiment name.
-        table: ``"trials"`` or ``"history"``.
+        table: ``"trials"``, ``"history"`` or ``"distortion"``.
         rows: The rows to write, in order (a later row wins over an earlier one with its key).
 
     Returns:
@@ -431,6 +454,20 @@ def read_history(storage_path: str, experiment: str) -> pd.DataFrame:
     # (A resumed trial still running after an error row is newer than that row: kept.)
     stale = (history["iteration"] > limit) & (history["written_ns"] < ended_ns)
     return history.loc[~stale.fillna(False).astype(bool)].reset_index(drop=True)
+
+
+def read_distortion(storage_path: str, experiment: str) -> pd.DataFrame:
+    """The experiment's distortion table: one row per analysed trial, the last written one.
+
+    Args:
+        storage_path: A local path or URI.
+        experiment: The experiment name.
+
+    Returns:
+        A DataFrame sorted by ``trial_id`` with the :data:`DISTORTION_COLUMNS`. Empty (with
+        those columns) when ``python -m tuner.analyze distortion`` has not run yet.
+    """
+    return _read_table(storage_path, experiment, DISTORTION)
 
 
 def compact_store(storage_path: str, experiment: str) -> None:
