@@ -432,8 +432,8 @@ PAPER_SOURCE = (
         # it was shared): the finetune trainable took ~5 s to set up and 9-17 s per epoch
         # (243 training series = 8 steps of 32, plus 27 validation series); with these values
         # validation error fell 56% -> 15% -> 4% over 6 epochs, test error 4.9%.
-        # 8 trials x ~85 s, two at a time: ~6 min unpruned, ~3-4 min with ASHA (grace 1,
-        # factor 2): estimated from one trial, not run through tuner.sweep.
+        # `python -m tuner.sweep --task japanesevowels --method finetune` (8 trials, ASHA):
+        # 8 min 20 s with the machine's load average at 6-12 (other jobs); best test error 4.9%.
         "mini": {"lr": 3e-4, "weight_decay": 1e-2, "batch_size": 32, "epochs": 6,
                  "optimizer": "adamw"},
     },
@@ -466,8 +466,8 @@ def load_japanese_vowels(data_root: Path, scale: str, seed: int = 0) -> RawTask:
         **PAPER_DEFAULTS,
         # Mini (all-MiniLM-L6-v2, 61 tokens, one thread; measured on this shared 2-CPU
         # machine): the finetune trainable took 20-27 s per epoch (180 training series = 6
-        # steps of 32) and ~4 s to set up; 8 trials x ~100 s, two at a time: ~7 min
-        # unpruned, ~4 min with ASHA. Far too short to learn this task. Measured (2 epochs of
+        # steps of 32) and ~4 s to set up; the default sweep took 6 min 49 s under load
+        # (best test error 77%). Far too short to learn this task. Measured (2 epochs of
         # the trainable; 8 and 25 epochs of a stand-alone copy of the DESIGN.md §3 model):
         # lr 3e-4 and 1e-3 stay at the majority class (75% validation error) for 8 epochs;
         # 25 epochs at 3e-4 reach 65% validation / 70% test error. A smoke-level sweep only;
