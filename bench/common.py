@@ -1,19 +1,38 @@
-"""What every benchmark shares: interleaved repeats, medians, and appending to RESULTS.md.
+"""What every benchmark shares: interleaved repeats, medians, and appending to RESULTS.md;
+complete trial configs, a private Ray, one sweep run end to end, and peak-memory probes.
 
 Machines here are shared and noisy, so a figure is a ratio of two measurements taken side by
 side (interleaved rounds in one process), each the median of its repeats.
+
+The benchmarks are entry points, not library code: importing this module sets the environment
+that Ray and Hugging Face read when *they* are imported (Ray on loopback only, DESIGN §8; no
+network), so every script imports ``bench.common`` before anything that imports ray.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import platform
+import resource
 import statistics
+import tempfile
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Callable
+
+# Read at import time by ray / huggingface_hub: set before either is imported (setdefault: a
+# user's own choice wins).
+BENCH_ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # every Ray process binds 127.0.0.1 (DESIGN §8)
+    "HF_HUB_OFFLINE": "1",  # nothing downloaded at run time
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",  # short trials checkpoint often
+}
+for _key, _value in BENCH_ENV.items():
+    os.environ.setdefault(_key, _value)
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 VERSIONS = ("torch", "ray", "optuna", "timm", "transformers", "pot")
@@ -55,7 +74,8 @@ def machine() -> str:
             versions.append(f"{pkg} {version(pkg)}")
         except PackageNotFoundError:
             continue
-    return f"{platform.node()}, {os.cpu_count()} CPUs, {load}; Python {platform.python_version()}; {', '.join(versions)}"
+    return (f"{platform.node()}, {os.cpu_count()} CPUs, {load}; Python {platform.python_version()}; "
+            f"{', '.join(versions)}")
 
 
 def record(title: str, lines: list[str], quick: bool, no_record: bool) -> None:
@@ -66,3 +86,137 @@ def record(title: str, lines: list[str], quick: bool, no_record: bool) -> None:
     if not no_record:
         with open(RESULTS, "a") as f:
             f.write("\n".join(block) + "\n")
+
+
+# ---- configurations ----------------------------------------------------------------------------
+# The embedded default (DESIGN §9) and the tests' toy task with its tiny random backbone (--quick).
+EMBEDDED = dict(task="spherical", scale="mini", backbone="tf_efficientnet_lite0")
+TOY = dict(task="test_toy_task", scale="mini", backbone="test_efficientnet", init="random")
+
+
+def space_defaults(method: str, task_defaults: dict) -> dict:
+    """Every searched dimension of ``method`` at its default (its space module's ``defaults()``)."""
+    import importlib
+
+    from trainables.registry import get_method
+
+    return importlib.import_module(get_method(method).space.__module__).defaults(task_defaults)
+
+
+def trial_config(method: str, overrides: dict | None = None, **spec_kwargs) -> dict:
+    """A complete trial config: the sweep's constants plus the space at its defaults.
+
+    As ``tests/trial_configs.py`` builds one, but deterministic: the space is run on an Optuna
+    ``FixedTrial`` answering every ``suggest_*`` with the dimension's default (so the returned
+    constants, e.g. MoNA's ``meta_grad``, come from the space itself); ``overrides`` last.
+    """
+    import optuna
+
+    from trainables.registry import get_method
+    from tuner.spec import SweepSpec
+
+    resolved = SweepSpec(method=method, **spec_kwargs).resolve()
+    trial = optuna.trial.FixedTrial(space_defaults(method, resolved.defaults))
+    constants = get_method(method).space(trial, defaults=resolved.defaults) or {}
+    return {**resolved.trial_constants(), **trial.params, **constants, **(overrides or {})}
+
+
+# ---- Ray and sweeps ------------------------------------------------------------------------------
+@contextlib.contextmanager
+def private_ray(num_cpus: int = 2) -> Iterator[None]:
+    """A private local Ray (``tuner.cluster.start_ray``), always shut down (never ``ray stop``)."""
+    import ray
+
+    from tuner.cluster import start_ray
+
+    if ray.is_initialized():
+        raise RuntimeError("Ray is already initialised in this process; a benchmark starts its own")
+    start_ray(None, num_cpus=num_cpus)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@dataclass
+class SweepRun:
+    """One finished sweep: its resolved spec, Tune's result grid, the store's tables, wall time."""
+
+    resolved: object  # tuner.spec.ResolvedSpec
+    results: object  # ray.tune.ResultGrid
+    trials: object  # pandas.DataFrame (tuner.store.read_trials)
+    history: object  # pandas.DataFrame (tuner.store.read_history)
+    wall_s: float  # Tuner.fit() alone (data preparation excluded)
+
+
+def run_sweep(spec, trainable: type | None = None, tuner_factory: Callable | None = None) -> SweepRun:
+    """Resolve ``spec``, build its Tuner with the project's machinery and fit it (Ray running).
+
+    Args:
+        spec: a ``tuner.spec.SweepSpec``.
+        trainable: passed to ``build_tuner`` (a subclass of the method's Trainable).
+        tuner_factory: ``(resolved, data_source) -> Tuner`` instead of ``build_tuner``.
+
+    Raises:
+        RuntimeError: a trial errored (the store's error text is quoted).
+    """
+    from tuner import experiment, store
+
+    resolved = spec.resolve()
+    data_source = experiment.prepare_data(resolved)
+    tuner = (tuner_factory(resolved, data_source) if tuner_factory
+             else experiment.build_tuner(resolved, data_source, trainable))
+    start = time.perf_counter()
+    results = tuner.fit()
+    wall = time.perf_counter() - start
+    trials = store.read_trials(resolved.storage, resolved.name)
+    history = store.read_history(resolved.storage, resolved.name)
+    if results.num_errors:
+        errors = trials.loc[trials["status"] == "error", "error"].tolist()
+        raise RuntimeError(f"sweep {resolved.name}: {results.num_errors} trial(s) errored: "
+                           f"{str(errors[-1])[-800:] if errors else '?'}")
+    return SweepRun(resolved, results, trials, history, wall)
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A temporary directory for a benchmark's storage and data, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix=f"bench-{prefix}-") as d:
+        yield Path(d)
+
+
+# ---- memory ----------------------------------------------------------------------------------------
+def rss_kb() -> int:
+    """This process's resident set size now, in KiB (``VmRSS``)."""
+    return _status_kb("VmRSS")
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark for this process (``echo 5 > /proc/self/clear_refs``).
+
+    Returns:
+        False where that is not possible: ``peak_rss_kb`` is then the peak over the whole life
+        of the process, which only over-states later increases if an earlier phase peaked higher.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_kb() -> int:
+    """Peak resident set size in KiB: ``VmHWM`` (resettable), else ``ru_maxrss``."""
+    try:
+        return _status_kb("VmHWM")
+    except (OSError, KeyError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)

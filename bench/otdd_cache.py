@@ -53,7 +53,8 @@ def main() -> None:
     med = {name: median(t) for name, t in times.items()}
     lines = [f"{n_source} x 128 features of width 128, 10 classes each side; fwd+bwd, median of {repeats}",
              "", "| objective | s per call | x ORCA's ~4.2 s | value |", "|---|---|---|---|"]
-    lines += [f"| {name} | {med[name]:.3f} | {med[name] / ORCA_REFERENCE_S:.3f} | {values[name]:.6f} |" for name in runs]
+    lines += [f"| {name} | {med[name]:.3f} | {med[name] / ORCA_REFERENCE_S:.3f} | {values[name]:.6f} |"
+              for name in runs]
     for solver in ("emd", "sinkhorn"):
         a, b = values[f"{solver}, cached"], values[f"{solver}, recomputed"]
         speedup = med[f"{solver}, recomputed"] / med[f"{solver}, cached"]

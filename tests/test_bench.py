@@ -1,0 +1,80 @@
+"""The benchmark scripts (bench/, issue #8) run end to end in their --quick mode.
+
+Each script runs as a user would run it (``python -m bench.<name> --quick --no-record``, a
+subprocess: tests never import bench/), must exit 0, print its Markdown block with every figure
+the full run records, and leave ``bench/RESULTS.md`` untouched. Performance itself is measured
+in bench/, never asserted here: the quick modes are too small for their numbers to mean anything.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "RESULTS.md"
+NUMBER = r"[0-9]+(?:\.[0-9]+)?"
+TIMEOUT_S = 900  # generous: the machine's 2 CPUs are shared; an idle machine needs a fraction
+
+# script -> (title, patterns every printed block must contain)
+SCRIPTS = {
+    "otdd_cache": ("ORCA OTDD objective", [
+        rf"\| emd, cached \| {NUMBER} \|", rf"\| sinkhorn, recomputed \| {NUMBER} \|",
+        rf"- emd: recomputed / cached = {NUMBER}x; values differ by"]),
+    "method_step_cost": ("Method step cost", [
+        rf"\| plain fine-tune \(stage 2\) \| {NUMBER} \| 1\.00 \| 32 \|",
+        rf"\| mona exact \(stage 1\) \| {NUMBER} \| {NUMBER} \|",
+        rf"\| mona finite-difference \(stage 1\) \| {NUMBER} \| {NUMBER} \|",
+        rf"\| emb \(stage 1\) \| {NUMBER} \|", rf"\| orca \(stage-1 step\) \| {NUMBER} \|",
+        rf"\| pare warm-up \(relaxed top-k\) \| {NUMBER} \|",
+        rf"- MoNA step / plain step: exact {NUMBER}x, finite-difference {NUMBER}x",
+        rf"\| exact \| {NUMBER} \|", rf"\| finite_difference \| {NUMBER} \|",
+        rf"- MoNA finite-difference / exact peak memory: {NUMBER}x"]),
+    "framework_overhead": ("Framework overhead", [
+        rf"\| bare loop in the driver \| {NUMBER} \|",
+        rf"\| Tune trial: trainable's samples_per_s \(training loop\) \| {NUMBER} \| 1 \| {NUMBER} \|",
+        rf"- framework overhead: Tune training throughput / bare = {NUMBER} \(target: >= 0\.95\); "
+        rf"whole step {NUMBER}; driver-seen {NUMBER}",
+        rf"\| Tune trial's training loop, per CPU second of its thread \| {NUMBER} \| 1 \|",
+        rf"- same per CPU second \(work done, not CPU share obtained\): {NUMBER}"]),
+    "search_efficiency": ("Search efficiency", [
+        r"\| full grid \| 4 \| 8 \|", r"\| TPE\+ASHA \| 2 \|", r"\| random search \| 2 \| 4 \|",
+        rf"Grid's best validation error {NUMBER}% -> target <= {NUMBER}%",
+        r"- TPE\+ASHA reaches within 1 point of the grid's best (after [0-9]+% of the full grid's 8 trial-epochs"
+        r"|never, within its 4 trial-epochs)",
+        rf"- same point, same epoch, across sweeps: validation errors differ by at most {NUMBER} points"]),
+    "packing": ("Packing and node scaling", [
+        rf"\| local Ray, 2 CPUs, 0\.5 CPU per trial \(4 at once\) \| {NUMBER} \| 1 \|",
+        rf"\| local Ray, 2 CPUs, 1 CPU per trial \(2 at once\) \| {NUMBER} \| 1 \|",
+        rf"\| simulated cluster, 2 node\(s\) x 1 CPU, 1 CPU per trial \| {NUMBER} \| 1 \|",
+        rf"- packing: 0\.5 CPU per trial / 1 CPU per trial = {NUMBER}x",
+        rf"- scaling: 2 nodes / 1 node = {NUMBER}x"]),
+    "whole_run": ("Whole run", [
+        rf"\| README main command --smoke-test: `--task spherical --method finetune --smoke-test` \| {NUMBER} \| "
+        r"2 \(2 completed\) \|",
+        rf"\| λ-sensitivity --smoke-test, 2 values x 1 seed \(mona\): `[^`]+` \| {NUMBER} \| 2 \(2 completed\) \|"]),
+}
+USES_RAY = {"framework_overhead", "search_efficiency", "packing", "whole_run"}
+
+
+def _marks(script: str) -> list:
+    return [pytest.mark.slow] + ([pytest.mark.ray] if script in USES_RAY else [])
+
+
+@pytest.mark.parametrize("script", [pytest.param(s, marks=_marks(s)) for s in SCRIPTS])
+def test_quick_mode_prints_its_figures_and_records_nothing(script):
+    title, patterns = SCRIPTS[script]
+    before = RESULTS.read_bytes() if RESULTS.exists() else None
+    out = subprocess.run([sys.executable, "-m", f"bench.{script}", "--quick", "--no-record"], cwd=REPO,
+                         capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    block = out.stdout[out.stdout.rfind("### "):]  # the figures' block comes last
+    assert block.startswith(f"### {title}") and "(--quick)" in block.splitlines()[0], block[:300]
+    assert re.search(r"^_.+, \d+ CPUs, load [0-9.?]+; Python ", block, re.MULTILINE), "machine line missing"
+    for pattern in patterns:
+        assert re.search(pattern, block), f"{pattern!r} not in:\n{block}"
+    after = RESULTS.read_bytes() if RESULTS.exists() else None
+    assert after == before, "--no-record must not touch bench/RESULTS.md"
