@@ -100,7 +100,10 @@ def test_quarter_gpus_pack_four_trials_on_one_logical_gpu(ray_cluster, tmp_path)
     sim, (gpu_node,) = ray_cluster
     # A grid (sensitivity mode) so that Tune starts all four at once; with a searcher it asks
     # for one trial at a time and these short trials could run back to back.
-    spec = _spec(tmp_path, name="packed", gpus_per_trial=0.25, sensitivity="stage2_lr=1e-3,2e-3,3e-3,4e-3")
+    # 12 epochs: the trials' result windows must overlap by more than the actors' staggered
+    # start-up (4 epochs missed it by 1 s on a quiet machine).
+    spec = _spec(tmp_path, name="packed", gpus_per_trial=0.25, sensitivity="stage2_lr=1e-3,2e-3,3e-3,4e-3",
+                 max_epochs=12, grace_period=12)
     results, trials, history = _fit(spec, LogicalGpuFinetune)
     assert results.num_errors == 0 and len(trials) == 4
     assert set(history.gpu_ids) == {"0"} and set(history.node_id) == {gpu_node.node_id}
