@@ -20,7 +20,6 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -104,21 +103,11 @@ def space_defaults(method: str, task_defaults: dict) -> dict:
 
 
 def trial_config(method: str, overrides: dict | None = None, **spec_kwargs) -> dict:
-    """A complete trial config: the sweep's constants plus the space at its defaults.
-
-    As ``tests/trial_configs.py`` builds one, but deterministic: the space is run on an Optuna
-    ``FixedTrial`` answering every ``suggest_*`` with the dimension's default (so the returned
-    constants, e.g. MoNA's ``meta_grad``, come from the space itself); ``overrides`` last.
-    """
-    import optuna
-
-    from trainables.registry import get_method
+    """A complete trial config: the sweep's constants plus the space at its defaults
+    (``ResolvedSpec.default_config``, as the sweep checks it), ``overrides`` last."""
     from tuner.spec import SweepSpec
 
-    resolved = SweepSpec(method=method, **spec_kwargs).resolve()
-    trial = optuna.trial.FixedTrial(space_defaults(method, resolved.defaults))
-    constants = get_method(method).space(trial, defaults=resolved.defaults) or {}
-    return {**resolved.trial_constants(), **trial.params, **constants, **(overrides or {})}
+    return {**SweepSpec(method=method, **spec_kwargs).resolve().default_config(), **(overrides or {})}
 
 
 # ---- Ray and sweeps ------------------------------------------------------------------------------
@@ -138,44 +127,28 @@ def private_ray(num_cpus: int = 2) -> Iterator[None]:
         ray.shutdown()
 
 
-@dataclass
-class SweepRun:
-    """One finished sweep: its resolved spec, Tune's result grid, the store's tables, wall time."""
-
-    resolved: object  # tuner.spec.ResolvedSpec
-    results: object  # ray.tune.ResultGrid
-    trials: object  # pandas.DataFrame (tuner.store.read_trials)
-    history: object  # pandas.DataFrame (tuner.store.read_history)
-    wall_s: float  # Tuner.fit() alone (data preparation excluded)
-
-
-def run_sweep(spec, trainable: type | None = None, tuner_factory: Callable | None = None) -> SweepRun:
-    """Resolve ``spec``, build its Tuner with the project's machinery and fit it (Ray running).
+def run_sweep(spec, trainable: type | None = None, search: dict | None = None,
+              param_space: dict | None = None):
+    """Resolve ``spec`` and run it through the sweep's own pipeline (``run_experiment``).
 
     Args:
         spec: a ``tuner.spec.SweepSpec``.
-        trainable: passed to ``build_tuner`` (a subclass of the method's Trainable).
-        tuner_factory: ``(resolved, data_source) -> Tuner`` instead of ``build_tuner``.
+        trainable, search, param_space: as ``tuner.experiment.build_tuner``.
+
+    Returns:
+        The ``tuner.experiment.ExperimentRun``.
 
     Raises:
         RuntimeError: a trial errored (the store's error text is quoted).
     """
-    from tuner import experiment, store
+    from tuner.experiment import run_experiment
 
-    resolved = spec.resolve()
-    data_source = experiment.prepare_data(resolved)
-    tuner = (tuner_factory(resolved, data_source) if tuner_factory
-             else experiment.build_tuner(resolved, data_source, trainable))
-    start = time.perf_counter()
-    results = tuner.fit()
-    wall = time.perf_counter() - start
-    trials = store.read_trials(resolved.storage, resolved.name)
-    history = store.read_history(resolved.storage, resolved.name)
-    if results.num_errors:
-        errors = trials.loc[trials["status"] == "error", "error"].tolist()
-        raise RuntimeError(f"sweep {resolved.name}: {results.num_errors} trial(s) errored: "
+    run = run_experiment(spec.resolve(), trainable=trainable, search=search, param_space=param_space)
+    if run.results.num_errors:
+        errors = run.trials.loc[run.trials["status"] == "error", "error"].tolist()
+        raise RuntimeError(f"sweep {run.resolved.name}: {run.results.num_errors} trial(s) errored: "
                            f"{str(errors[-1])[-800:] if errors else '?'}")
-    return SweepRun(resolved, results, trials, history, wall)
+    return run
 
 
 @contextlib.contextmanager

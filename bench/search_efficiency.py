@@ -18,8 +18,9 @@ stage-2 epochs), two trials at a time on 2 CPUs:
 The discrete space is the method's own define-by-run space with those two ``suggest_float``
 calls answered from the lists (``discrete_space``; ``--space`` files accept choice lists only
 for int and categorical dimensions). The held dimensions go through Optuna's
-``PartialFixedSampler`` as ``--set`` does. Tuners are assembled as ``build_tuner`` does, with
-the searcher swapped (``make_tuner``).
+``PartialFixedSampler`` as ``--set`` does. Every sweep runs through the sweep's own pipeline
+(``tuner.experiment.run_experiment``) with only the searcher, scheduler and, for the grid, the
+param space swapped (``build_tuner``'s ``search`` / ``param_space``).
 
 A trial-epoch is one ``step()`` (one epoch of either stage). Each sweep's results, read from
 the Parquet store, are put in the order the driver received them; the figure is the number of
@@ -52,11 +53,9 @@ import pandas as pd
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-from trainables.metrics import get_metric
-from trainables.registry import get_method, get_task
-from tuner.experiment import METRIC, PruneAwareOptunaSearch, resourced_trainable, trial_dirname
+from trainables.registry import get_method
+from tuner.experiment import METRIC, PruneAwareOptunaSearch
 from tuner.spec import SweepSpec
-from tuner.store_callback import ResultsStoreCallback
 
 METHOD = "mona"
 LAMBDAS = (0.0, 0.5, 1.0)
@@ -87,24 +86,6 @@ def discrete_space(trial, space, defaults: dict, choices: dict[str, tuple]) -> d
     return space(DiscreteTrial(trial, choices), defaults=defaults)
 
 
-def make_tuner(resolved, data_source: str, param_space: dict, search: dict) -> tune.Tuner:
-    """``tuner.experiment.build_tuner``'s Tuner with another search algorithm and scheduler."""
-    spec = resolved.spec
-    mode = get_metric(get_task(spec.task).metric).mode
-    store = ResultsStoreCallback(resolved.storage, resolved.name,
-                                 static={**resolved.result_columns(), "data_source": data_source},
-                                 metric=METRIC, mode=mode)
-    return tune.Tuner(
-        resourced_trainable(resolved), param_space=param_space,
-        tune_config=tune.TuneConfig(metric=METRIC, mode=mode, reuse_actors=True,
-                                    trial_dirname_creator=trial_dirname, **search),
-        run_config=tune.RunConfig(name=resolved.name, storage_path=resolved.storage, callbacks=[store],
-                                  checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=1,
-                                                                          checkpoint_at_end=True),
-                                  verbose=1),
-    )
-
-
 def searcher(resolved, sampler: optuna.samplers.BaseSampler, choices: dict) -> PruneAwareOptunaSearch:
     space = functools.partial(discrete_space, space=get_method(METHOD).space, defaults=resolved.defaults,
                               choices=choices)
@@ -112,28 +93,26 @@ def searcher(resolved, sampler: optuna.samplers.BaseSampler, choices: dict) -> P
     return PruneAwareOptunaSearch(space=space, metric=METRIC, mode="min", sampler=fixed)
 
 
-def tpe_asha(resolved, data_source: str, choices: dict) -> tune.Tuner:
+def tpe_asha(resolved, choices: dict) -> dict:
+    """``build_tuner`` search part: the project's TPE (``make_searcher``'s options) and ASHA."""
     spec = resolved.spec
     sampler = optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=max(2, spec.num_samples // 4),
                                          multivariate=True, constant_liar=True)  # as make_searcher
     asha = ASHAScheduler(time_attr="stage2_epoch", max_t=resolved.stage2_epochs,
                          grace_period=spec.grace_period, reduction_factor=spec.reduction_factor)
-    return make_tuner(resolved, data_source, resolved.trial_constants(),
-                      dict(num_samples=spec.num_samples, search_alg=searcher(resolved, sampler, choices),
-                           scheduler=asha))
+    return dict(num_samples=spec.num_samples, search_alg=searcher(resolved, sampler, choices), scheduler=asha)
 
 
-def random_search(resolved, data_source: str, choices: dict) -> tune.Tuner:
+def random_search(resolved, choices: dict) -> dict:
     sampler = optuna.samplers.RandomSampler(seed=resolved.spec.seed)
-    return make_tuner(resolved, data_source, resolved.trial_constants(),
-                      dict(num_samples=resolved.spec.num_samples, search_alg=searcher(resolved, sampler, choices),
-                           scheduler=FIFOScheduler()))
+    return dict(num_samples=resolved.spec.num_samples, search_alg=searcher(resolved, sampler, choices),
+                scheduler=FIFOScheduler())
 
 
-def full_grid(resolved, data_source: str, choices: dict, held: dict) -> tune.Tuner:
-    """Every point of ``choices`` (a product), the rest of the config as ``held``."""
+def full_grid(choices: dict, held: dict) -> tuple[dict, dict]:
+    """(param_space, search part): every point of ``choices`` (a product), the rest as ``held``."""
     grid = {key: tune.grid_search(list(values)) for key, values in choices.items()}
-    return make_tuner(resolved, data_source, {**held, **grid}, dict(num_samples=1, scheduler=FIFOScheduler()))
+    return {**held, **grid}, dict(num_samples=1, scheduler=FIFOScheduler())
 
 
 def epochs_to_target(history: pd.DataFrame, target: float) -> tuple[int | None, float | None]:
@@ -177,14 +156,16 @@ def run_arms(base: dict, choices: dict, epochs: int, train_samples: int, trials:
     held = trial_config(METHOD, FIXED, **{k: v for k, v in kwargs.items() if k != "method"})
     dims = space_defaults(METHOD, SweepSpec(**kwargs).resolve().defaults)
     fixed = tuple(f"{k}={held[k]}" for k in dims if k not in choices)  # as --set, for the searches
-    arms = {
-        "full grid": lambda r, d: full_grid(r, d, choices, held),
-        "TPE+ASHA": lambda r, d: tpe_asha(r, d, choices),
-        "random search": lambda r, d: random_search(r, d, choices),
-    }
-    return {name: run_sweep(SweepSpec(**kwargs, name=name.replace(" ", "-").replace("+", "-"), fixed=fixed),
-                            tuner_factory=factory)
-            for name, factory in arms.items()}
+    grid_space, grid_search = full_grid(choices, held)
+    runs = {}
+    for name in ("full grid", "TPE+ASHA", "random search"):
+        spec = SweepSpec(**kwargs, name=name.replace(" ", "-").replace("+", "-"), fixed=fixed)
+        if name == "full grid":
+            runs[name] = run_sweep(spec, search=grid_search, param_space=grid_space)
+        else:
+            arm = tpe_asha if name == "TPE+ASHA" else random_search
+            runs[name] = run_sweep(spec, search=arm(spec.resolve(), choices))
+    return runs
 
 
 def main() -> None:

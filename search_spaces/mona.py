@@ -15,35 +15,47 @@ Ranges and where they come from (MoNA, Ma et al., ICML 2024, arXiv 2406.18864):
   finite-difference one is a cheaper-in-memory approximation, valid for S = 1 only), so
   searching between them would spend trials on a numerical choice, not a hyperparameter.
   ``"finite_difference"`` is for memory-bound runs; ``MonaConfig`` accepts it.
-- ``stage1_lr``: the paper uses AdamW 3e-5 on every task (§A.1), i.e. 0.3x Spherical's
-  stage-2 lr of 1e-4 (Table 9). We search log-uniform on [0.03, 10] x the task's stage-2 lr:
-  paper-scale Spherical gets [3e-6, 1e-3], around the paper's 3e-5; the embedded default's
-  embedder is a *randomly initialised* stem trained for only 1-3 CPU epochs, which needs
-  larger steps, so the range reaches up to Emb's centre (10x, the factor ORCA trains its
-  embedder at). Default: the paper's ratio, 0.3x the stage-2 lr (3e-5 at paper scale).
+- ``stage1_lr``: the paper uses AdamW 3e-5 on every task (§A.1). Paper scale: log-uniform on
+  [3e-6, 3e-4], one decade either side of 3e-5, default 3e-5, whatever the task's stage-2 lr
+  (a multiple of it would exclude 3e-5 for ECG's 1e-6). Embedded default: log-uniform on
+  [0.03, 10] x the task's stage-2 lr, default 0.3x (the paper's ratio to Spherical's stage-2
+  lr of 1e-4, Table 9): only 1-3 CPU epochs of stage 1, so the range reaches up to 10x, the
+  factor ORCA trains its embedder at.
 - ``stage1_weight_decay``: the shared weight-decay range (1e-5 .. 0.1); default 0.1 (§A.1).
-- ``stage1_epochs``: 1-3 (the paper: ten, §A.1, or "only 5", §4). An exact MoNA step costs
-  ~3.5x a plain fine-tuning step on the embedded default (measured: EfficientNet-Lite0, 32x32,
-  batch 32, one thread), so three stage-1 epochs already cost more than the six-epoch stage 2
-  of the mini Spherical task.
+- ``stage1_epochs``: paper scale 1-10, default ten (§A.1; "only 5", §4). Embedded default
+  1-3, default 2: an exact MoNA step costs ~3.5x a plain fine-tuning step there (measured:
+  EfficientNet-Lite0, 32x32, batch 32, one thread), so three stage-1 epochs already cost
+  more than the six-epoch stage 2 of the mini Spherical task.
 - ``source_batch_size`` (32, the paper-scale target batch of Table 9) and
   ``source_max_samples`` (5,000, ORCA's source subset; the embedded digits have 1,797) are
   constants.
 """
 from __future__ import annotations
 
-from search_spaces.common import WEIGHT_DECAY_RANGE, optimizer_defaults, optimizer_space
+from search_spaces.common import (
+    LR_SPAN,
+    WEIGHT_DECAY_RANGE,
+    is_paper_scale,
+    optimizer_defaults,
+    optimizer_paper_settings,
+    optimizer_space,
+)
 
 LAM_RANGE = (0.0, 1.0)
 LAM_DEFAULT = 0.5  # upper end of the paper's best range [0.3, 0.5] (Fig. 6)
 ALPHA_RANGE = (1e-4, 1e-1)
 ALPHA_DEFAULT = 1e-2
-INNER_STEPS = (1, 2, 3, 5)
-STAGE1_LR_FACTORS = (0.03, 10.0)  # x the task's stage-2 lr
-STAGE1_LR_PAPER_FACTOR = 0.3  # 3e-5 / 1e-4: §A.1 vs Table 9 (Spherical)
+INNER_STEPS = (1, 2, 3, 5)  # Fig. 6(c); the paper trains with S = 1
 STAGE1_WEIGHT_DECAY_DEFAULT = 0.1  # §A.1
-STAGE1_EPOCHS = (1, 3)
-STAGE1_EPOCHS_DEFAULT = 2
+# paper scale (§A.1): AdamW lr 3e-5 and ten epochs on every task
+PAPER_STAGE1_LR = 3e-5
+PAPER_STAGE1_EPOCHS = (1, 10)
+PAPER_STAGE1_EPOCHS_DEFAULT = 10
+# embedded default: sized for a CPU
+MINI_STAGE1_LR_FACTORS = (0.03, 10.0)  # x the task's stage-2 lr
+MINI_STAGE1_LR_FACTOR = 0.3  # 3e-5 / 1e-4: §A.1 vs Table 9 (Spherical)
+MINI_STAGE1_EPOCHS = (1, 3)
+MINI_STAGE1_EPOCHS_DEFAULT = 2
 CONSTANTS = {"meta_grad": "exact", "source_batch_size": 32, "source_max_samples": 5000}
 ALIASES = {"lambda": "lam", "inner_lr": "alpha"}
 
@@ -53,24 +65,45 @@ def space(trial, defaults: dict) -> dict | None:
 
     Args:
         trial: an Optuna trial (define-by-run).
-        defaults: the task's stage-2 defaults (``lr`` is used).
+        defaults: ``tuner.spec.space_defaults`` (the task's stage-2 values and its scale).
     """
-    optimizer_space(trial, "stage2_", defaults["lr"])
+    optimizer_space(trial, "stage2_", defaults)
     trial.suggest_float("lam", *LAM_RANGE)
     trial.suggest_float("alpha", *ALPHA_RANGE, log=True)
     trial.suggest_categorical("inner_steps", INNER_STEPS)
-    low, high = (defaults["lr"] * f for f in STAGE1_LR_FACTORS)
-    trial.suggest_float("stage1_lr", low, high, log=True)
+    trial.suggest_float("stage1_lr", *stage1_lr_range(defaults), log=True)
     trial.suggest_float("stage1_weight_decay", *WEIGHT_DECAY_RANGE, log=True)
-    trial.suggest_int("stage1_epochs", *STAGE1_EPOCHS)
+    trial.suggest_int("stage1_epochs", *stage1_epochs_range(defaults))
     return dict(CONSTANTS)
+
+
+def stage1_lr_range(defaults: dict) -> tuple[float, float]:
+    if is_paper_scale(defaults):
+        return PAPER_STAGE1_LR / LR_SPAN, PAPER_STAGE1_LR * LR_SPAN
+    low, high = MINI_STAGE1_LR_FACTORS
+    return defaults["lr"] * low, defaults["lr"] * high
+
+
+def stage1_epochs_range(defaults: dict) -> tuple[int, int]:
+    return PAPER_STAGE1_EPOCHS if is_paper_scale(defaults) else MINI_STAGE1_EPOCHS
+
+
+def paper_settings(task_defaults: dict) -> dict:
+    """The paper's values (§A.1, Tables 9/11, S = 1) at paper scale; {} at the embedded default."""
+    if not is_paper_scale(task_defaults):
+        return {}
+    return {**optimizer_paper_settings("stage2_", task_defaults), "inner_steps": 1,
+            "stage1_lr": PAPER_STAGE1_LR, "stage1_weight_decay": STAGE1_WEIGHT_DECAY_DEFAULT,
+            "stage1_epochs": PAPER_STAGE1_EPOCHS_DEFAULT}
 
 
 def defaults(task_defaults: dict) -> dict:
     """Every dimension's default (sensitivity runs hold all but one at these)."""
+    paper = is_paper_scale(task_defaults)
     return {
         **optimizer_defaults("stage2_", task_defaults),
         "lam": LAM_DEFAULT, "alpha": ALPHA_DEFAULT, "inner_steps": INNER_STEPS[0],
-        "stage1_lr": task_defaults["lr"] * STAGE1_LR_PAPER_FACTOR,
-        "stage1_weight_decay": STAGE1_WEIGHT_DECAY_DEFAULT, "stage1_epochs": STAGE1_EPOCHS_DEFAULT,
+        "stage1_lr": PAPER_STAGE1_LR if paper else task_defaults["lr"] * MINI_STAGE1_LR_FACTOR,
+        "stage1_weight_decay": STAGE1_WEIGHT_DECAY_DEFAULT,
+        "stage1_epochs": PAPER_STAGE1_EPOCHS_DEFAULT if paper else MINI_STAGE1_EPOCHS_DEFAULT,
     }

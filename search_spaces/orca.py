@@ -3,12 +3,13 @@
 Ranges and where they come from (ORCA, Shen et al., ICML 2023, arXiv 2302.05738; public code
 sjunhongshen/ORCA):
 
-- ``stage1_lr``: ORCA trains the embedder at 10x the stage-2 lr (``get_optimizer_scheduler(...,
-  module='embedder')`` multiplies lr by 10 when it is <= 1e-3). Log-uniform over one decade
-  either side of 10x the task's stage-2 lr; default 10x.
+- ``stage1_lr``: ORCA trains the embedder at 10x the stage-2 lr when that is <= 1e-3, else at
+  the stage-2 lr (``get_optimizer_scheduler(..., module='embedder')``); that is the default,
+  and the range is log-uniform over one decade either side of it.
 - ``stage1_epochs``: ORCA takes one optimiser step per stage-1 "epoch", 60 of them
-  (``embedder_epochs: 60``; 100 for NinaPro). On a CPU each step also pays the validation pass
-  the base trainable makes after every step, so the embedded default searches 4-20 steps
+  (``embedder_epochs: 60``; 100 for NinaPro). Paper scale searches 20-200 steps, default
+  ORCA's value for the task. On a CPU each step also pays the validation pass the base
+  trainable makes after every step, so the embedded default searches 4-20 steps
   (default 10): measured on the embedded default (EfficientNet-Lite0, Spherical MNIST, 10
   classes x 128 targets, 1,797 digits, exact OT) a step takes ~1.0 s plus a 0.56 s validation
   pass, against ~10 s per stage-2 epoch.
@@ -29,15 +30,30 @@ sjunhongshen/ORCA):
 """
 from __future__ import annotations
 
-from search_spaces.common import LR_SPAN, optimizer_defaults, optimizer_space
+from search_spaces.common import (
+    LR_SPAN,
+    is_paper_scale,
+    optimizer_defaults,
+    optimizer_paper_settings,
+    optimizer_space,
+)
 
-STAGE1_LR_FACTOR = 10.0  # ORCA: embedder lr = 10 x the stage-2 lr
-STAGE1_EPOCHS = (4, 20)  # optimiser steps; ORCA uses 60
-STAGE1_EPOCHS_DEFAULT = 10
+STAGE1_LR_FACTOR = 10.0  # ORCA: embedder lr = 10 x the stage-2 lr ...
+STAGE1_LR_FACTOR_BELOW = 1e-3  # ... when the stage-2 lr is at most this
+PAPER_STAGE1_EPOCHS = (20, 200)  # optimiser steps
+PAPER_STAGE1_EPOCHS_DEFAULT = 60  # embedder_epochs in ORCA's task configs ...
+PAPER_STAGE1_EPOCHS_BY_TASK = {"ninapro": 100}  # ... except these
+MINI_STAGE1_EPOCHS = (4, 20)
+MINI_STAGE1_EPOCHS_DEFAULT = 10
 OT_SOLVERS = ("emd", "sinkhorn")
 OT_REG_RANGE = (0.03, 1.0)  # relative ε, "sinkhorn" only
 OT_REG_DEFAULT = 0.1
 CONSTANTS = {"source_samples": 5000, "target_samples_per_class": 128, "num_pseudo_labels": 10}
+
+
+def embedder_lr(stage2_lr: float) -> float:
+    """ORCA's stage-1 embedder lr for a stage-2 lr (``get_optimizer_scheduler``)."""
+    return stage2_lr * STAGE1_LR_FACTOR if stage2_lr <= STAGE1_LR_FACTOR_BELOW else stage2_lr
 
 
 def space(trial, defaults: dict) -> dict | None:
@@ -45,12 +61,12 @@ def space(trial, defaults: dict) -> dict | None:
 
     Args:
         trial: an Optuna trial (define-by-run).
-        defaults: the task's stage-2 defaults (``lr`` is used).
+        defaults: ``tuner.spec.space_defaults`` (the task's stage-2 values and its scale).
     """
-    optimizer_space(trial, "stage2_", defaults["lr"])
-    center = defaults["lr"] * STAGE1_LR_FACTOR
+    optimizer_space(trial, "stage2_", defaults)
+    center = embedder_lr(defaults["lr"])
     trial.suggest_float("stage1_lr", center / LR_SPAN, center * LR_SPAN, log=True)
-    trial.suggest_int("stage1_epochs", *STAGE1_EPOCHS)
+    trial.suggest_int("stage1_epochs", *(PAPER_STAGE1_EPOCHS if is_paper_scale(defaults) else MINI_STAGE1_EPOCHS))
     solver = trial.suggest_categorical("ot_solver", OT_SOLVERS)
     constants = dict(CONSTANTS)
     if solver == "sinkhorn":
@@ -60,10 +76,24 @@ def space(trial, defaults: dict) -> dict | None:
     return constants
 
 
+def stage1_epochs_default(task_defaults: dict) -> int:
+    if not is_paper_scale(task_defaults):
+        return MINI_STAGE1_EPOCHS_DEFAULT
+    return PAPER_STAGE1_EPOCHS_BY_TASK.get(task_defaults["task"], PAPER_STAGE1_EPOCHS_DEFAULT)
+
+
+def paper_settings(task_defaults: dict) -> dict:
+    """ORCA's values (its task configs and code) at paper scale; {} at the embedded default."""
+    if not is_paper_scale(task_defaults):
+        return {}
+    return {**optimizer_paper_settings("stage2_", task_defaults), "stage1_lr": embedder_lr(task_defaults["lr"]),
+            "stage1_epochs": stage1_epochs_default(task_defaults)}
+
+
 def defaults(task_defaults: dict) -> dict:
     """Every config key this space produces, at its default (sensitivity runs hold these)."""
     return {
         **optimizer_defaults("stage2_", task_defaults),
-        "stage1_lr": task_defaults["lr"] * STAGE1_LR_FACTOR, "stage1_epochs": STAGE1_EPOCHS_DEFAULT,
+        "stage1_lr": embedder_lr(task_defaults["lr"]), "stage1_epochs": stage1_epochs_default(task_defaults),
         "ot_solver": OT_SOLVERS[0], "ot_reg": OT_REG_DEFAULT, **CONSTANTS,
     }

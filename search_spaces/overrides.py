@@ -50,9 +50,15 @@ class OverriddenTrial:
         return getattr(self._trial, item)
 
 
-def overridden_space(trial, space: Callable, defaults: dict, ranges: dict) -> dict | None:
-    """``space`` with ``ranges`` applied (module-level so ``functools.partial`` pickles it)."""
-    return space(OverriddenTrial(trial, ranges), defaults=defaults)
+def overridden_space(trial, space: Callable, defaults: dict, ranges: dict, held: dict | None = None) -> dict:
+    """``space`` with ``ranges`` applied and ``held`` values returned over its own constants
+    (module-level so ``functools.partial`` pickles it).
+
+    A held searched dimension is also fixed in the sampler (``PartialFixedSampler``); returning
+    it here as well makes a held *constant* (e.g. ORCA's ``source_samples``) reach the config,
+    since a define-by-run space's returned dict is the last word on a trial's values.
+    """
+    return {**(space(OverriddenTrial(trial, ranges), defaults=defaults) or {}), **(held or {})}
 
 
 def read_overrides(path: str, dims: dict, aliases: dict) -> tuple[dict, dict]:

@@ -50,7 +50,7 @@ def space(trial, defaults: dict) -> dict | None:
         trial: an Optuna trial (define-by-run).
         defaults: the task's stage-2 defaults (``lr`` and ``epochs`` are used).
     """
-    optimizer_space(trial, "stage2_", defaults["lr"])
+    optimizer_space(trial, "stage2_", defaults)
     trial.suggest_categorical("k_schedule", K_SCHEDULES)
     trial.suggest_float("k_start", *K_START_RANGE)
     trial.suggest_float("k_end", *K_END_RANGE)

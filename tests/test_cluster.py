@@ -40,12 +40,8 @@ def _spec(tmp_path, **kw) -> SweepSpec:
 
 
 def _fit(spec: SweepSpec, trainable: type | None = None):
-    resolved = spec.resolve()
-    cluster.check_resources(spec.cpus_per_trial, spec.gpus_per_trial)
-    cluster.check_storage_writable(resolved.storage)
-    cluster.check_storage_shared(resolved.storage, cluster.cluster_hosts())
-    results = experiment.build_tuner(resolved, experiment.prepare_data(resolved), trainable).fit()
-    return results, store.read_trials(resolved.storage, resolved.name), store.read_history(resolved.storage, resolved.name)
+    run = experiment.run_experiment(spec.resolve(), trainable=trainable)
+    return run.results, run.trials, run.history
 
 
 @pytest.fixture

@@ -212,8 +212,9 @@ def test_space_samples_valid_configs_and_defaults_are_in_range(tmp_path):
     for seed in range(4):
         MonaConfig.from_config(sample_config("mona", tmp_path, seed=seed))  # exact key set, validated
     trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
-    constants = mona_space.space(trial, {"lr": 1e-3})
-    dims = mona_space.defaults({"lr": 1e-3, "weight_decay": 1e-4})
+    mini = {"lr": 1e-3, "weight_decay": 1e-4, "epochs": 6, "task": "spherical", "modality": "2d", "scale": "mini"}
+    constants = mona_space.space(trial, mini)
+    dims = mona_space.defaults(mini)
     assert set(dims) == set(trial.params) and set(dims) | set(constants) <= fields
     for name, value in dims.items():
         dist = trial.distributions[name]

@@ -127,15 +127,18 @@ def test_kmeans_pseudo_labels_are_k_clusters_and_seeded():
         kmeans_pseudo_labels(y[:5], 10, seed=0)
 
 
+MINI_DEFAULTS = {"lr": 1e-3, "weight_decay": 1e-4, "epochs": 6, "task": "spherical", "modality": "2d", "scale": "mini"}
+
+
 def test_space_keys_equal_the_config_fields(tmp_path):
     fields = set(OrcaConfig.__dataclass_fields__)
     for seed in range(6):
         trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed)).ask()
-        extra = orca_space.space(trial, defaults={"lr": 1e-3})
+        extra = orca_space.space(trial, defaults=MINI_DEFAULTS)
         keys = set(trial.params) | set(extra)
         assert keys <= fields and not set(trial.params) & set(extra)
         assert ("ot_reg" in trial.params) == (trial.params["ot_solver"] == "sinkhorn")
-        assert keys == set(orca_space.defaults({"lr": 1e-3, "weight_decay": 1e-4}))
+        assert keys == set(orca_space.defaults(MINI_DEFAULTS))
     config = sample_config("orca", tmp_path)
     with pytest.raises(ValueError, match="Unknown OT solver"):
         OrcaConfig.from_config({**config, "ot_solver": "wasserstein"})

@@ -41,9 +41,21 @@ def test_sensitivity_plot_points_are_the_store_means(sensitivity_store):
     np.testing.assert_allclose(np.asarray(line.get_ydata(), float), expected["mean"].values)
     np.testing.assert_allclose(table["std"], expected["std"].values)
     assert table["n"].tolist() == [3, 3, 3] and table["excluded"].tolist() == [0, 1, 1]
-    best = expected["mean"].idxmin()  # error rate: lower is better
-    assert fig.axes[0].lines[-1].get_xdata()[0] == best
     assert "lower is better" in fig.axes[0].get_ylabel()
+
+
+def test_sensitivity_best_is_chosen_on_validation_not_test(tmp_path):
+    """Value 1 has the best test mean, value 2 the best validation mean: the star is at 2."""
+    rows = [_trial("sel", f"t{v}{s}", "emb", "spherical", "completed", {"stage1_epochs": v, "seed": s},
+                   val, test)
+            for v, val, test in ((1, 40.0, 10.0), (2, 20.0, 30.0), (4, 30.0, 50.0)) for s in range(2)]
+    append_rows(str(tmp_path), "sel", TRIALS, rows)
+    fig, table = plot.plot_sensitivity(str(tmp_path), "sel", "stage1_epochs", "test")
+    star = fig.axes[0].lines[-1]
+    assert (star.get_xdata()[0], star.get_ydata()[0]) == (2, 30.0)  # on the test curve, at val's best
+    assert table["val_mean"].tolist() == [40.0, 20.0, 30.0]
+    assert "best on validation" in star.get_label()
+    assert any("validation" in t.get_text() for t in fig.axes[0].get_legend().get_texts())
 
 
 def test_plot_cli_writes_a_png(sensitivity_store, tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from trial_configs import TOY
 
-from tuner import cluster, experiment, store
+from tuner import cluster, experiment
 from tuner.spec import SweepSpec
 
 
@@ -41,11 +41,9 @@ def test_gpu_request_without_gpus_is_refused(ray_local, tmp_path):
 def test_sweep_fills_the_store_with_completed_and_pruned_trials(ray_local, tmp_path):
     spec = SweepSpec(method="finetune", data_dir=str(tmp_path / "data"), num_samples=8, max_epochs=4,
                      storage=str(tmp_path / "results"), name="toy", seed=1, **TOY)
-    resolved = spec.resolve()
-    results = experiment.build_tuner(resolved, experiment.prepare_data(resolved)).fit()
-    assert results.num_errors == 0
-    trials = store.read_trials(resolved.storage, "toy")
-    history = store.read_history(resolved.storage, "toy")
+    run = experiment.run_experiment(spec.resolve())
+    assert run.results.num_errors == 0
+    trials, history = run.trials, run.history
     assert len(trials) == 8 and trials["trial_id"].is_unique
     statuses = set(trials["status"])
     assert {"completed", "pruned"} <= statuses, statuses
@@ -66,13 +64,43 @@ def test_sweep_fills_the_store_with_completed_and_pruned_trials(ray_local, tmp_p
     assert (best.loc[trials["trial_id"]].values == trials["best_val_metric"].values).all()
 
 
+def test_set_replaces_constants_of_the_method_and_of_its_space(tmp_path):
+    """``--set`` works for every constant (never silently ignored): in search mode through the
+    searcher and the trial constants, in sensitivity mode through the held values."""
+    default = SweepSpec(method="mona", data_dir=str(tmp_path), **TOY).resolve()
+    assert default.trial_constants()["embedder_init"] == "source"  # MoNA A.2: as ORCA
+    resolved = SweepSpec(method="mona", data_dir=str(tmp_path), fixed=("embedder_init=random",), **TOY).resolve()
+    assert resolved.trial_constants()["embedder_init"] == "random"
+    assert experiment.make_searcher(resolved, "min").suggest("t0")["embedder_init"] == "random"
+    orca = SweepSpec(method="orca", data_dir=str(tmp_path), fixed=("source_samples=100",), **TOY).resolve()
+    configs = [experiment.make_searcher(orca, "min").suggest(f"t{i}") for i in range(2)]
+    assert [c["source_samples"] for c in configs] == [100, 100]
+    grid = SweepSpec(method="orca", data_dir=str(tmp_path), fixed=("source_samples=100",),
+                     sensitivity="stage1_epochs=4,8", **TOY).resolve()
+    assert grid.fixed["source_samples"] == 100 and grid.default_config()["source_samples"] == 100
+    ablation = SweepSpec(method="emb", data_dir=str(tmp_path), sensitivity="embedder_init=source,random", **TOY).resolve()
+    assert ablation.grid == ("embedder_init", ("source", "random"))
+    space_file = tmp_path / "space.yaml"
+    space_file.write_text("embedder_init: random\nsource_samples: 100\n")
+    from_file = SweepSpec(method="orca", data_dir=str(tmp_path), space_file=str(space_file), **TOY).resolve()
+    config = experiment.make_searcher(from_file, "min").suggest("t0")
+    assert (config["embedder_init"], config["source_samples"]) == ("random", 100)
+    assert from_file.trial_constants()["embedder_init"] == "random"
+
+
+def test_set_of_an_invalid_constant_is_refused_before_any_trial(tmp_path):
+    with pytest.raises(ValueError, match=r"embedder_init must be one of \('source', 'random'\), got 'stem'"):
+        SweepSpec(method="mona", data_dir=str(tmp_path), fixed=("embedder_init=stem",), **TOY).resolve()
+
+
 def test_set_holds_a_dimension_and_bad_names_are_refused(tmp_path):
     resolved = SweepSpec(method="emb", data_dir=str(tmp_path), fixed=("stage1_epochs=3",), **TOY).resolve()
     searcher = experiment.make_searcher(resolved, "min")
     configs = [searcher.suggest(f"t{i}") for i in range(3)]
     assert all(c["stage1_epochs"] == 3 for c in configs)
     assert len({c["stage2_lr"] for c in configs}) == 3  # the rest is still searched
-    with pytest.raises(ValueError, match="not a dimension of search_spaces.emb. Valid: stage1_epochs"):
+    with pytest.raises(ValueError, match="not a dimension of search_spaces.emb. Valid: embedder_init, "
+                                         "freeze_encoder, stage1_epochs"):
         SweepSpec(method="emb", data_dir=str(tmp_path), fixed=("epochs=3",), **TOY).resolve()
     with pytest.raises(ValueError, match="expected a int"):
         SweepSpec(method="emb", data_dir=str(tmp_path), sensitivity="stage1_epochs=1,2.5", **TOY).resolve()
@@ -95,8 +123,7 @@ def test_sensitivity_grid_runs_every_value_and_seed_to_full_length(ray_local, tm
     spec = SweepSpec(method="emb", data_dir=str(tmp_path / "data"), max_epochs=2, storage=str(tmp_path / "r"),
                      name="sens", sensitivity="stage1_epochs=1,2", seeds=2, **TOY)
     resolved = spec.resolve()
-    experiment.build_tuner(resolved, experiment.prepare_data(resolved)).fit()
-    trials = store.read_trials(resolved.storage, "sens")
+    trials = experiment.run_experiment(resolved).trials
     assert len(trials) == 4 and (trials["status"] == "completed").all()
     grid = sorted(zip(trials["config/stage1_epochs"], trials["config/seed"]))
     assert grid == [(1, 0), (1, 1), (2, 0), (2, 1)]

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "state.pt"
 OPTIMIZERS = ("adamw", "adam", "sgd")
+EMBEDDER_INITS = ("source", "random")  # copy of the pretrained stem (ORCA, MoNA A.2) or random
+ENCODER_INITS = ("pretrained", "random")
 BASE_RESULT_KEYS = (
     "stage", "stage_name", "epoch", "stage_epoch", "stage2_epoch", "train_loss", "val_metric",
     "best_val_metric", "test_metric", "lr", "samples_per_s", "diverged", "finished", "node_id", "gpu_ids",
@@ -92,8 +94,10 @@ class TrialConfig:
         return cfg
 
     def validate(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        choices = [("optimizer", OPTIMIZERS), ("embedder_init", EMBEDDER_INITS), ("encoder_init", ENCODER_INITS)]
+        for name, valid in choices:
+            if getattr(self, name) not in valid:
+                raise ValueError(f"{name} must be one of {valid}, got {getattr(self, name)!r}")
         for name in ("batch_size", "grad_accum", "stage2_epochs", "num_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

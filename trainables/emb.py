@@ -7,7 +7,9 @@ fine-tunes every parameter (stage 2, as ``finetune``).
 
 Deviations:
     - Stage-1 weight decay is the stage-2 weight decay (the paper does not give one).
-    - The embedder starts from random initialisation, as in ``finetune``.
+    - None in the embedder: it starts from the source-initialised stem, as MoNA A.2's
+      embedders "follow exactly the designs in ORCA" and ORCA's code copies the pretrained
+      patch embedding before stage 1 (``--set embedder_init=random`` for the ablation).
 """
 from __future__ import annotations
 
@@ -45,4 +47,4 @@ class EmbTrainable(TwoStageTrainable):
 
 
 register_method("emb", EmbTrainable, emb_space.space, paper=PAPER,
-                constants={"embedder_init": "random", "freeze_encoder": False})
+                constants={"embedder_init": "source", "freeze_encoder": False})

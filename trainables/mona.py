@@ -373,4 +373,4 @@ class MonaTrainable(TwoStageTrainable):
 
 
 register_method("mona", MonaTrainable, mona_space.space, paper=PAPER,
-                constants={"embedder_init": "random", "freeze_encoder": False})
+                constants={"embedder_init": "source", "freeze_encoder": False})

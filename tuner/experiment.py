@@ -1,4 +1,9 @@
-"""Experiment assembly: a ``ResolvedSpec`` becomes a ``ray.tune.Tuner``.
+"""Experiment assembly: a ``ResolvedSpec`` becomes a ``ray.tune.Tuner`` and is run.
+
+``run_experiment`` is the one pipeline the CLI, the benchmarks and the tests call (checks,
+data preparation, Ray, build or restore, fit, the store's tables); ``build_tuner`` takes
+``search`` / ``param_space`` overrides so a benchmark can swap the searcher and scheduler on
+otherwise the same Tuner.
 
 Search mode: TPE (Optuna, seeded, options explicit) proposes configurations from the
 method's define-by-run space and ASHA stops weak trials on the validation metric.
@@ -9,12 +14,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
 import json
+import logging
+import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+import pandas as pd
 from ray import tune
 from optuna.trial import TrialState
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -24,7 +32,7 @@ from search_spaces.overrides import overridden_space
 from trainables.metrics import get_metric
 from trainables.registry import get_method, get_task
 from tuner.spec import DATA_SEED, ResolvedSpec, SweepSpec, absolute_storage
-from tuner.store import filesystem
+from tuner.store import filesystem, read_history, read_trials
 from tuner.store_callback import ResultsStoreCallback
 
 log = logging.getLogger(__name__)
@@ -68,16 +76,31 @@ def make_searcher(resolved: ResolvedSpec, mode: str) -> PruneAwareOptunaSearch:
         with warnings.catch_warnings():  # stable since Optuna 2.4, still flagged experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             sampler = optuna.samplers.PartialFixedSampler(resolved.fixed, sampler)
-    method_space = get_method(spec.method).space
-    if resolved.ranges:
-        space = functools.partial(overridden_space, space=method_space, defaults=resolved.defaults,
-                                  ranges=resolved.ranges)
-    else:
-        space = functools.partial(method_space, defaults=resolved.defaults)
+    space = functools.partial(overridden_space, space=get_method(spec.method).space, defaults=resolved.defaults,
+                              ranges=resolved.ranges, held=resolved.fixed)
     return PruneAwareOptunaSearch(space=space, metric=METRIC, mode=mode, sampler=sampler)
 
 
-def build_tuner(resolved: ResolvedSpec, data_source: str, trainable: type | None = None) -> tune.Tuner:
+def default_search(resolved: ResolvedSpec, mode: str) -> tuple[dict, dict]:
+    """The spec's (param_space, TuneConfig search part): TPE + ASHA, or the sensitivity grid."""
+    spec = resolved.spec
+    param_space = resolved.trial_constants()
+    if resolved.grid is not None:
+        key, values = resolved.grid
+        param_space.update(resolved.fixed)
+        param_space[key] = tune.grid_search(list(values))
+        param_space["seed"] = tune.grid_search([spec.seed + i for i in range(spec.seeds)])
+        return param_space, dict(num_samples=1, scheduler=FIFOScheduler())
+    scheduler = ASHAScheduler(
+        time_attr="stage2_epoch", max_t=resolved.stage2_epochs,  # stage 1 never pruned
+        grace_period=spec.grace_period, reduction_factor=spec.reduction_factor,
+    )
+    return param_space, dict(num_samples=spec.num_samples, search_alg=make_searcher(resolved, mode),
+                             scheduler=scheduler)
+
+
+def build_tuner(resolved: ResolvedSpec, data_source: str, trainable: type | None = None,
+                search: dict | None = None, param_space: dict | None = None) -> tune.Tuner:
     """The Tuner for ``resolved``; Ray must be initialised (``start_ray``).
 
     Search mode: TPE proposals and ASHA. Sensitivity mode: the full grid (values x seeds),
@@ -86,23 +109,15 @@ def build_tuner(resolved: ResolvedSpec, data_source: str, trainable: type | None
     Args:
         data_source: from ``prepare_data``; stored with every trial.
         trainable: a subclass to run instead of the method's registered Trainable (same config).
+        search: ``num_samples`` / ``search_alg`` / ``scheduler`` instead of the spec's
+            (benchmarks compare searchers on otherwise the same Tuner).
+        param_space: instead of the spec's (``default_search``).
     """
-    spec = resolved.spec
-    method, task = get_method(spec.method), get_task(spec.task)
-    mode = get_metric(task.metric).mode
-    param_space = resolved.trial_constants()
-    if resolved.grid is not None:
-        key, values = resolved.grid
-        param_space.update(resolved.fixed)
-        param_space[key] = tune.grid_search(list(values))
-        param_space["seed"] = tune.grid_search([spec.seed + i for i in range(spec.seeds)])
-        search = dict(num_samples=1, scheduler=FIFOScheduler())
-    else:
-        scheduler = ASHAScheduler(
-            time_attr="stage2_epoch", max_t=resolved.stage2_epochs,  # stage 1 never pruned
-            grace_period=spec.grace_period, reduction_factor=spec.reduction_factor,
-        )
-        search = dict(num_samples=spec.num_samples, search_alg=make_searcher(resolved, mode), scheduler=scheduler)
+    mode = get_metric(get_task(resolved.spec.task).metric).mode
+    if search is None or param_space is None:
+        spec_space, spec_search = default_search(resolved, mode)
+        param_space = spec_space if param_space is None else param_space
+        search = spec_search if search is None else search
     store = ResultsStoreCallback(resolved.storage, resolved.name,
                                  static={**resolved.result_columns(), "data_source": data_source},
                                  metric=METRIC, mode=mode)
@@ -110,17 +125,74 @@ def build_tuner(resolved: ResolvedSpec, data_source: str, trainable: type | None
         resourced_trainable(resolved, trainable),
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            metric=METRIC, mode=mode, max_concurrent_trials=spec.max_concurrent or None,
+            metric=METRIC, mode=mode, max_concurrent_trials=resolved.spec.max_concurrent or None,
             reuse_actors=True, trial_dirname_creator=trial_dirname, **search,
         ),
         run_config=tune.RunConfig(
             name=resolved.name, storage_path=resolved.storage, callbacks=[store],
             checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=1,
                                                     checkpoint_at_end=True),
-            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            failure_config=tune.FailureConfig(max_failures=resolved.spec.max_failures),
             verbose=1,
         ),
     )
+
+
+@dataclass
+class ExperimentRun:
+    """A finished (or interrupted) experiment: Tune's result grid, the store's tables, wall time."""
+
+    resolved: ResolvedSpec
+    results: object  # ray.tune.ResultGrid
+    trials: pd.DataFrame  # tuner.store.read_trials
+    history: pd.DataFrame  # tuner.store.read_history
+    wall_s: float  # Tuner.fit() alone (data preparation and Ray start excluded)
+
+
+def run_experiment(resolved: ResolvedSpec, address: str | None = None, resume: bool = False,
+                   trainable: type | None = None, search: dict | None = None,
+                   param_space: dict | None = None) -> ExperimentRun:
+    """The one sweep pipeline (CLI, benchmarks and tests): check, prepare, build or restore, fit.
+
+    Everything that can be refused is refused before the first trial starts: the storage
+    location, an existing experiment name, the data files (read once on the driver), the
+    cluster's resources. Starts a private local Ray (or attaches to ``address``) unless Ray is
+    already initialised, and shuts down only a Ray it started.
+
+    Args:
+        resume: restore the experiment ``resolved.name`` (``restore_tuner``) instead of building it.
+        trainable, search, param_space: as ``build_tuner``.
+
+    Raises:
+        ValueError: bad input as above (one line each).
+    """
+    import ray
+
+    from tuner import cluster
+
+    cluster.check_storage_writable(resolved.storage)
+    if not resume and saved_spec_exists(resolved.storage, resolved.name):
+        raise ValueError(f"experiment {resolved.name!r} already exists under {resolved.storage}: "
+                         f"resume it with --resume --name {resolved.name}, or pick another --name")
+    data_source = prepare_data(resolved)
+    owns_ray = not ray.is_initialized()
+    cluster.start_ray(address)
+    try:
+        cluster.check_resources(resolved.spec.cpus_per_trial, resolved.spec.gpus_per_trial)
+        cluster.check_storage_shared(resolved.storage, cluster.cluster_hosts())
+        if resume:
+            tuner = restore_tuner(resolved)
+        else:
+            tuner = build_tuner(resolved, data_source, trainable, search, param_space)
+            save_spec(resolved)
+        start = time.perf_counter()
+        results = tuner.fit()  # Ctrl-C: Tune stops the trials, saves its state and returns
+        wall = time.perf_counter() - start
+    finally:
+        if owns_ray:
+            ray.shutdown()
+    return ExperimentRun(resolved, results, read_trials(resolved.storage, resolved.name),
+                         read_history(resolved.storage, resolved.name), wall)
 
 
 def resourced_trainable(resolved: ResolvedSpec, trainable: type | None = None):

@@ -26,22 +26,35 @@ NO_DISTORTION = ("no distortion rows for {experiments} in {storage}: run "
 
 
 def plot_sensitivity(storage: str, experiment: str, param: str, which: str = "test"):
-    """Mean metric against ``param`` with ±1 std error bars over seeds; best value marked.
+    """Mean metric against ``param`` with ±1 std error bars over seeds; the best value marked.
+
+    The best value is chosen on *validation* (mean best-validation metric over seeds), as a
+    model selection must be; the star sits on the plotted curve at that value. When ``which``
+    is "test", the validation curve is drawn beside it (dashed, labelled) so the choice shows.
 
     Returns:
-        (figure, table): the table is exactly the data plotted (``analysis.sensitivity_table``).
+        (figure, table): the table is exactly the data plotted (``analysis.sensitivity_table``
+        of ``which``, plus ``val_mean``, the validation means the best value is chosen on).
     """
     trials = store.read_trials(storage, experiment)
     if trials.empty:
         raise ValueError(f"experiment {experiment!r} has no trials in {storage}")
     task, method = analysis.only(trials, "task"), analysis.only(trials, "method")
-    table = analysis.sensitivity_table(trials, analysis.config_key(method, param), analysis.metric_column(which))
+    key = analysis.config_key(method, param)
+    table = analysis.sensitivity_table(trials, key, analysis.metric_column(which))
+    val = analysis.sensitivity_table(trials, key, analysis.metric_column("val"))
+    if table.empty or val["mean"].isna().all():
+        raise ValueError(f"experiment {experiment!r} has no completed trials to plot")
+    table["val_mean"] = table["value"].map(dict(zip(val["value"], val["mean"])))
     mode = get_metric(get_task(task).metric).mode
+    best = table.loc[table["val_mean"].idxmin() if mode == "min" else table["val_mean"].idxmax()]
     fig, ax = plt.subplots(figsize=(5, 3.6))
-    ax.errorbar(table["value"], table["mean"], yerr=table["std"].fillna(0), marker="o", capsize=3)
-    best = table.loc[table["mean"].idxmin() if mode == "min" else table["mean"].idxmax()]
+    ax.errorbar(table["value"], table["mean"], yerr=table["std"].fillna(0), marker="o", capsize=3, label=which)
+    if which != "val":
+        ax.errorbar(val["value"], val["mean"], yerr=val["std"].fillna(0), marker=".", capsize=2,
+                    linestyle="--", alpha=0.6, color="grey", label="validation (selects the best)")
     ax.plot([best["value"]], [best["mean"]], marker="*", markersize=14, color="tab:red",
-            linestyle="none", label=f"best {param}={best['value']:g}")
+            linestyle="none", label=f"best on validation: {param}={best['value']:g}")
     ax.set_xlabel(param)
     ax.set_ylabel(analysis.metric_label(task, which))
     excluded = int(table["excluded"].sum())

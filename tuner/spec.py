@@ -93,16 +93,19 @@ class SweepSpec:
                 "populate the Hugging Face cache on this machine, use --init random on purpose, or "
                 "--scale mini for the embedded default."
             )
-        defaults = task.defaults["mini"] if scale == "mini" else task.defaults
-        ranges, file_fixed = read_space_file(method.space, defaults, spec.space_file)
-        grid, fixed = parse_dimensions(method.space, defaults, spec.sensitivity, spec.fixed, file_fixed)
-        return ResolvedSpec(
+        defaults = space_defaults(task, scale)
+        dims = space_dimensions(method, defaults)
+        ranges, file_fixed = read_space_file(method.space, dims, spec.space_file)
+        grid, fixed = parse_dimensions(method.space, dims, defaults, spec.sensitivity, spec.fixed, file_fixed)
+        resolved = ResolvedSpec(
             spec=spec, scale=scale, backbone=backbone.name, data_root=str(root),
             defaults=defaults, fallback_reason=reason,
             storage=absolute_storage(spec.storage),
             name=spec.name or f"{spec.task}-{spec.method}-{time.strftime('%Y%m%d-%H%M%S')}",
             method_constants=dict(method.constants), grid=grid, fixed=fixed, ranges=ranges,
         )
+        resolved.check_default_config()
+        return resolved
 
     def _check_ranges(self) -> None:
         if self.scale not in SCALE_CHOICES:
@@ -173,7 +176,9 @@ class ResolvedSpec:
         return self.spec.max_epochs or self.defaults["epochs"]
 
     def trial_constants(self) -> dict:
-        """The fixed part of every trial's config (plain JSON values)."""
+        """The fixed part of every trial's config (plain JSON values).
+
+        ``--set`` values of the method's constants (e.g. ``embedder_init``) replace them here."""
         s = self.spec
         max_train = s.max_train_samples if s.max_train_samples is not None else self.defaults.get("max_train_samples", 0)
         constants = {
@@ -186,7 +191,24 @@ class ResolvedSpec:
             "stage2_epochs": self.stage2_epochs, "num_threads": max(1, int(s.cpus_per_trial)),
         }
         constants.update(self.method_constants)
+        constants.update({k: v for k, v in self.fixed.items() if k in constants})
         return constants
+
+    def default_config(self) -> dict:
+        """One complete trial config: constants, held values and every searched dimension at its
+        default (the space run on an Optuna ``FixedTrial``, so the constants it returns are its own)."""
+        dims = space_module(get_method(self.spec.method).space).defaults(self.defaults)
+        trial = optuna.trial.FixedTrial({**dims, **self.fixed})
+        returned = get_method(self.spec.method).space(trial, defaults=self.defaults) or {}
+        return {**self.trial_constants(), **trial.params, **returned, **self.fixed}
+
+    def check_default_config(self) -> None:
+        """Refuse, before Ray starts, a held value the method's config would refuse in every trial.
+
+        Raises:
+            ValueError: the config class's message, naming the field.
+        """
+        get_method(self.spec.method).trainable.config_class.from_config(self.default_config())
 
     def result_columns(self) -> dict:
         """Static columns every stored trial row carries."""
@@ -194,25 +216,50 @@ class ResolvedSpec:
                 "scale": self.scale, "code_version": code_version()}
 
 
+def space_defaults(task, scale: str) -> dict:
+    """What a method's space is built from: the task's stage-2 defaults at ``scale`` (Tables 9
+    and 11 at paper scale, the embedded variant's at mini) plus ``task``, ``modality`` and
+    ``scale``, on which paper-scale ranges depend (``search_spaces/__init__.py``)."""
+    values = task.defaults["mini"] if scale == "mini" else task.defaults
+    return {**values, "task": task.name, "modality": task.modality, "scale": scale}
+
+
+def space_dimensions(method, defaults: dict) -> dict:
+    """Every name ``--set``, ``--sensitivity`` and ``--space`` accept, with its default value:
+    the method's constants (``embedder_init`` ...), the constants its space returns (MoNA's
+    ``meta_grad`` ...) and its searched dimensions (``defaults()``)."""
+    dims = space_module(method.space).defaults(defaults)
+    returned = method.space(optuna.trial.FixedTrial(dims), defaults=defaults) or {}
+    return {**method.constants, **returned, **dims}
+
+
 def space_module(space) -> ModuleType:
     """The search-space module a method's ``space`` function lives in."""
     return importlib.import_module(space.__module__)
 
 
-def read_space_file(space, task_defaults: dict, path: str | None) -> tuple[dict, dict]:
-    """(ranges, fixed values) from a ``--space`` YAML file; empty without one."""
+def read_space_file(space, dims: dict, path: str | None) -> tuple[dict, dict]:
+    """(ranges, fixed values) from a ``--space`` YAML file; empty without one.
+
+    Args:
+        dims: ``space_dimensions``: every settable name and its default.
+    """
     if path is None:
         return {}, {}
-    module = space_module(space)
-    return read_overrides(path, module.defaults(task_defaults), getattr(module, "ALIASES", {}))
+    return read_overrides(path, dims, getattr(space_module(space), "ALIASES", {}))
 
 
-def parse_dimensions(space, task_defaults: dict, sensitivity: str | None, fixed: tuple[str, ...],
+def parse_dimensions(space, dims: dict, task_defaults: dict, sensitivity: str | None, fixed: tuple[str, ...],
                      file_fixed: dict | None = None) -> tuple[tuple[str, tuple] | None, dict]:
     """Parse ``--sensitivity name=v1,v2`` and ``--set name=value`` against a method's space.
 
     Values take the type of the dimension's default (int, float, str or bool). In sensitivity
     mode every dimension not on the grid is held: at its default, or at its ``--set`` value.
+    Constants (the method's and those its space returns) can be set and gridded like searched
+    dimensions; a held value always wins over the constant it replaces.
+
+    Args:
+        dims: ``space_dimensions``: every settable name and its default.
 
     Returns:
         (grid, held): grid is ``(config_key, values)`` or None; held maps config keys to values.
@@ -221,7 +268,6 @@ def parse_dimensions(space, task_defaults: dict, sensitivity: str | None, fixed:
         ValueError: a malformed item or an unknown dimension (naming the valid ones).
     """
     module = space_module(space)
-    dims = module.defaults(task_defaults)
     aliases = getattr(module, "ALIASES", {})
 
     def split(item: str, flag: str) -> tuple[str, list]:
@@ -247,11 +293,13 @@ def parse_dimensions(space, task_defaults: dict, sensitivity: str | None, fixed:
         raise ValueError(f"--sensitivity {key!r} is also fixed by --set")
     if len(set(values)) != len(values):
         raise ValueError(f"--sensitivity {sensitivity!r}: repeated values")
-    held = {k: v for k, v in {**dims, **held}.items() if k != key}
-    # Constants the space returns (e.g. MoNA's meta_grad) come from one run of it at the grid's
-    # first point: an Optuna FixedTrial answers every suggest_* from the held values.
+    user = held
+    held = {k: v for k, v in {**dims, **user}.items() if k != key}
+    # Constants the space returns (e.g. ORCA's ot_reg for "emd") come from one run of it at the
+    # grid's first point: an Optuna FixedTrial answers every suggest_* from the held values.
     constants = space(optuna.trial.FixedTrial({**held, key: values[0]}), defaults=task_defaults) or {}
-    return (key, tuple(values)), {**held, **constants}
+    constants.pop(key, None)
+    return (key, tuple(values)), {**held, **constants, **user}
 
 
 def _typed(raw: str, default, flag: str, name: str):

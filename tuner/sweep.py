@@ -90,7 +90,7 @@ def run(spec: SweepSpec, address: str | None = None, resume: bool = False) -> in
         0 when every trial ended (completed, pruned or diverged); 1 if any errored or the
         experiment is incomplete (interrupted: resume it with ``--resume``).
     """
-    from tuner import cluster, experiment, store
+    from tuner import experiment
 
     if resume:
         spec = experiment.load_spec(spec.storage, spec.name)
@@ -98,35 +98,14 @@ def run(spec: SweepSpec, address: str | None = None, resume: bool = False) -> in
     log.info("sweep %s: task=%s method=%s scale=%s backbone=%s trials=%d%s", resolved.name, spec.task,
              spec.method, resolved.scale, resolved.backbone, resolved.expected_trials,
              " (resuming)" if resume else "")
-    cluster.check_storage_writable(resolved.storage)
-    if not resume and experiment.saved_spec_exists(resolved.storage, resolved.name):
-        raise ValueError(f"experiment {resolved.name!r} already exists under {resolved.storage}: "
-                         f"resume it with --resume --name {resolved.name}, or pick another --name")
-    data_source = experiment.prepare_data(resolved)
-    import ray
-
-    owns_ray = not ray.is_initialized()
-    cluster.start_ray(address)
-    try:
-        cluster.check_resources(spec.cpus_per_trial, spec.gpus_per_trial)
-        cluster.check_storage_shared(resolved.storage, cluster.cluster_hosts())
-        if resume:
-            tuner = experiment.restore_tuner(resolved)
-        else:
-            tuner = experiment.build_tuner(resolved, data_source)
-            experiment.save_spec(resolved)
-        results = tuner.fit()  # Ctrl-C: Tune stops the trials, saves its state and returns
-    finally:
-        if owns_ray:
-            ray.shutdown()
-    trials = store.read_trials(resolved.storage, resolved.name)
-    summarise(resolved, trials)
-    if len(trials) < resolved.expected_trials:
-        print(f"Experiment incomplete: {len(trials)} of {resolved.expected_trials} trials ended. Resume with:\n"
+    run = experiment.run_experiment(resolved, address=address, resume=resume)
+    summarise(resolved, run.trials)
+    if len(run.trials) < resolved.expected_trials:
+        print(f"Experiment incomplete: {len(run.trials)} of {resolved.expected_trials} trials ended. Resume with:\n"
               f"  python -m tuner.sweep --resume --name {resolved.name} --storage {resolved.storage}",
               file=sys.stderr)
         return 1
-    return 1 if results.num_errors > 0 else 0
+    return 1 if run.results.num_errors > 0 else 0
 
 
 def summarise(resolved, trials) -> None:
