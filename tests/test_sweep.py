@@ -143,3 +143,10 @@ def test_space_file_changes_what_is_sampled(tmp_path):
     assert len({c["stage1_lr"] for c in configs}) == 6  # untouched dimensions still searched
     import pickle
     pickle.dumps(searcher)  # Ray checkpoints the searcher: the wrapped space must pickle
+
+
+def test_saved_spec_with_unknown_keys_is_refused():
+    spec = SweepSpec(task="spherical", method="mona")
+    assert SweepSpec.from_dict(spec.to_dict()) == spec
+    with pytest.raises(ValueError, match=r"unknown keys \['lambda_schedule'\]"):
+        SweepSpec.from_dict({**spec.to_dict(), "lambda_schedule": "linear"})

@@ -9,9 +9,5 @@ class MissingWeightsError(FileNotFoundError):
     """Pretrained weights were asked for but are not on this machine."""
 
 
-class DivergedError(FloatingPointError):
-    """A loss became NaN or infinite."""
-
-
 class CheckpointError(ValueError):
     """A checkpoint is corrupt, truncated or holds more than tensors and plain data."""

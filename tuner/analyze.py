@@ -240,7 +240,7 @@ def checkpoint_file(storage: str, experiment: str, trial_id: str) -> tuple[pafs.
     Raises:
         ValueError: no trial directory or no checkpoint for ``trial_id``.
     """
-    fs, root = store.filesystem(f"{storage.rstrip('/')}/{experiment}")
+    fs, root = store.filesystem(store.experiment_dir(storage, experiment))
     entries = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
     trial_dirs = [e.path for e in entries if e.type == pafs.FileType.Directory and e.base_name.endswith(f"_{trial_id}")]
     if len(trial_dirs) != 1:

@@ -32,7 +32,7 @@ from search_spaces.overrides import overridden_space
 from trainables.metrics import get_metric
 from trainables.registry import get_method, get_task
 from tuner.spec import DATA_SEED, ResolvedSpec, SweepSpec, absolute_storage
-from tuner.store import filesystem, read_history, read_trials
+from tuner.store import experiment_dir, filesystem, read_history, read_trials
 from tuner.store_callback import ResultsStoreCallback
 
 log = logging.getLogger(__name__)
@@ -203,7 +203,7 @@ def resourced_trainable(resolved: ResolvedSpec, trainable: type | None = None):
 
 
 def experiment_path(resolved: ResolvedSpec) -> str:
-    return f"{resolved.storage.rstrip('/')}/{resolved.name}"
+    return experiment_dir(resolved.storage, resolved.name)
 
 
 def restore_tuner(resolved: ResolvedSpec) -> tune.Tuner:
@@ -232,7 +232,7 @@ def save_spec(resolved: ResolvedSpec) -> None:
 
 
 def saved_spec_exists(storage: str, name: str) -> bool:
-    fs, root = filesystem(f"{storage.rstrip('/')}/{name}")
+    fs, root = filesystem(experiment_dir(storage, name))
     return fs.get_file_info(f"{root}/{SPEC_FILE}").is_file
 
 
@@ -245,7 +245,7 @@ def load_spec(storage: str, name: str | None) -> SweepSpec:
     if not name:
         raise ValueError("--resume needs --name: the experiment to resume (and its --storage)")
     storage = absolute_storage(storage)
-    fs, root = filesystem(f"{storage.rstrip('/')}/{name}")
+    fs, root = filesystem(experiment_dir(storage, name))
     try:
         with fs.open_input_stream(f"{root}/{SPEC_FILE}") as f:
             saved = SweepSpec.from_dict(json.loads(f.read()))

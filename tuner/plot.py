@@ -18,7 +18,7 @@ import pandas as pd  # noqa: E402
 
 from trainables.metrics import get_metric  # noqa: E402
 from trainables.registry import get_task  # noqa: E402
-from tuner import analysis, store  # noqa: E402
+from tuner import store, tables  # noqa: E402
 
 STAGE_COLOURS = {1: "tab:orange", 2: "tab:blue"}
 NO_DISTORTION = ("no distortion rows for {experiments} in {storage}: run "
@@ -33,16 +33,16 @@ def plot_sensitivity(storage: str, experiment: str, param: str, which: str = "te
     is "test", the validation curve is drawn beside it (dashed, labelled) so the choice shows.
 
     Returns:
-        (figure, table): the table is exactly the data plotted (``analysis.sensitivity_table``
+        (figure, table): the table is exactly the data plotted (``tables.sensitivity_table``
         of ``which``, plus ``val_mean``, the validation means the best value is chosen on).
     """
     trials = store.read_trials(storage, experiment)
     if trials.empty:
         raise ValueError(f"experiment {experiment!r} has no trials in {storage}")
-    task, method = analysis.only(trials, "task"), analysis.only(trials, "method")
-    key = analysis.config_key(method, param)
-    table = analysis.sensitivity_table(trials, key, analysis.metric_column(which))
-    val = analysis.sensitivity_table(trials, key, analysis.metric_column("val"))
+    task, method = tables.only(trials, "task"), tables.only(trials, "method")
+    key = tables.config_key(method, param)
+    table = tables.sensitivity_table(trials, key, tables.metric_column(which))
+    val = tables.sensitivity_table(trials, key, tables.metric_column("val"))
     if table.empty or val["mean"].isna().all():
         raise ValueError(f"experiment {experiment!r} has no completed trials to plot")
     table["val_mean"] = table["value"].map(dict(zip(val["value"], val["mean"])))
@@ -56,7 +56,7 @@ def plot_sensitivity(storage: str, experiment: str, param: str, which: str = "te
     ax.plot([best["value"]], [best["mean"]], marker="*", markersize=14, color="tab:red",
             linestyle="none", label=f"best on validation: {param}={best['value']:g}")
     ax.set_xlabel(param)
-    ax.set_ylabel(analysis.metric_label(task, which))
+    ax.set_ylabel(tables.metric_label(task, which))
     excluded = int(table["excluded"].sum())
     note = f"; {excluded} incomplete trials excluded" if excluded else ""
     ax.set_title(f"{method} on {task}: mean ± std over seeds (n≤{int(table['n'].max())}){note}", fontsize=8)
@@ -82,7 +82,7 @@ def plot_curves(storage: str, experiment: str):
         ax.plot([], [], color=colour, label=f"stage {stage}")
     ax.plot([], [], "--", color="grey", label="pruned")
     ax.set_xlabel("epoch (training iteration)")
-    ax.set_ylabel(analysis.metric_label(analysis.only(trials, "task"), "val"))
+    ax.set_ylabel(tables.metric_label(tables.only(trials, "task"), "val"))
     ax.set_title(f"{experiment}: {len(trials)} trials", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument("--out", default=None, help="PNG path (default <experiment>-<kind>.png)")
         if kind == "sensitivity":
             s.add_argument("--param", required=True, help="dimension, e.g. lambda, inner_steps")
-            s.add_argument("--metric", default="test", choices=sorted(analysis.METRIC_COLUMNS))
+            s.add_argument("--metric", default="test", choices=sorted(tables.METRIC_COLUMNS))
     args = p.parse_args(argv)
     try:
         if args.kind == "sensitivity":

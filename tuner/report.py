@@ -15,7 +15,7 @@ import pandas as pd
 
 from trainables.metrics import get_metric
 from trainables.registry import get_task
-from tuner import analysis, store
+from tuner import store, tables
 
 
 def comparison(storage: str, experiments: list[str]) -> pd.DataFrame:
@@ -32,7 +32,7 @@ def comparison(storage: str, experiments: list[str]) -> pd.DataFrame:
     rows = []
     for (method, task), group in trials.groupby(["method", "task"]):
         mode = get_metric(get_task(task).metric).mode
-        best = analysis.best_configuration(group, mode)["test_metric"]
+        best = tables.best_configuration(group, mode)["test_metric"]
         status = group["status"]
         rows.append({
             "method": method, "task": task, "mean": best.mean(), "std": best.std(), "n": int(best.count()),

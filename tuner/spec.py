@@ -65,9 +65,16 @@ class SweepSpec:
 
     @classmethod
     def from_dict(cls, values: dict) -> "SweepSpec":
-        """Inverse of ``to_dict`` (JSON turns the tuple of ``--set`` items into a list)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: tuple(v) if k == "fixed" else v for k, v in values.items() if k in known})
+        """Inverse of ``to_dict`` (JSON turns the tuple of ``--set`` items into a list).
+
+        Raises:
+            ValueError: keys this version does not know (a spec from another version).
+        """
+        unknown = sorted(values.keys() - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"sweep spec has unknown keys {unknown}: written by another version of "
+                             "crossmodal-tune? Resume it with that version.")
+        return cls(**{k: tuple(v) if k == "fixed" else v for k, v in values.items()})
 
     def resolve(self) -> "ResolvedSpec":
         """Validate names and ranges, settle scale and backbone, fill task defaults.

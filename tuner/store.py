@@ -131,7 +131,6 @@ DISTORTION_COLUMNS: dict[str, pa.DataType] = {
 }
 _BASE_COLUMNS = {TRIALS: TRIAL_COLUMNS, HISTORY: HISTORY_COLUMNS, DISTORTION: DISTORTION_COLUMNS}
 
-STATUSES = ("completed", "pruned", "diverged", "error")
 #: How much of a failed trial's error text (its tail: the latest failure) a trials row keeps.
 ERROR_TAIL_CHARS = 2000
 CONFIG_PREFIX = "config/"
@@ -173,6 +172,21 @@ def _join(*parts: str) -> str:
     return "/".join(p.rstrip("/") for p in parts if p)
 
 
+def experiment_dir(storage_path: str, experiment: str) -> str:
+    """An experiment's directory, ``<storage_path>/<experiment>``: Ray's experiment state and
+    trial checkpoints, the saved sweep spec and the store all live under it.
+
+    >>> experiment_dir("s3://bucket/runs/", "mona_spherical")
+    's3://bucket/runs/mona_spherical'
+    """
+    if not experiment or "/" in experiment:
+        raise ValueError(
+            f"Invalid experiment name {experiment!r}: it must be a non-empty name without '/'. "
+            "Use the name given to RunConfig(name=...)."
+        )
+    return _join(os.fspath(storage_path), experiment)
+
+
 def store_dir(storage_path: str, experiment: str) -> str:
     """Where an experiment's store lives: ``<storage_path>/<experiment>/results_store``.
 
@@ -187,12 +201,7 @@ def store_dir(storage_path: str, experiment: str) -> str:
     >>> store_dir("s3://bucket/runs", "mona_spherical")
     's3://bucket/runs/mona_spherical/results_store'
     """
-    if not experiment or "/" in experiment:
-        raise ValueError(
-            f"Invalid experiment name {experiment!r}: it must be a non-empty name without '/'. "
-            "Use the name given to RunConfig(name=...)."
-        )
-    return _join(os.fspath(storage_path), experiment, STORE_DIRNAME)
+    return _join(experiment_dir(storage_path, experiment), STORE_DIRNAME)
 
 
 def list_experiments(storage_path: str) -> list[str]:

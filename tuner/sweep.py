@@ -112,6 +112,7 @@ def summarise(resolved, trials) -> None:
     """Print trial counts by status, the best trial's searched config and where results are."""
     from trainables.metrics import get_metric
     from trainables.registry import get_task
+    from tuner.store import experiment_dir, store_dir
 
     counts = trials["status"].value_counts().to_dict() if len(trials) else {}
     print(f"\nExperiment {resolved.name}: {len(trials)} trials {counts}")
@@ -127,9 +128,8 @@ def summarise(resolved, trials) -> None:
         print(f"  searched config: {sampled}")
     for row in trials[trials["status"] == "error"].itertuples() if len(trials) else ():
         print(f"Trial {row.trial_id} error: {_last_line(row.error)}")
-    print(f"Results store: {resolved.storage}/{resolved.name}/results_store "
-          "(tuner.store.read_trials / read_history)")
-    print(f"Ray experiment dir: {resolved.storage}/{resolved.name}")
+    print(f"Results store: {store_dir(resolved.storage, resolved.name)} (tuner.store.read_trials / read_history)")
+    print(f"Ray experiment dir: {experiment_dir(resolved.storage, resolved.name)}")
 
 
 def _last_line(text) -> str:

@@ -1,4 +1,7 @@
-"""Tables drawn from the results store, shared by ``tuner.plot`` and ``tuner.report``.
+"""Tables drawn from the results store for ``tuner.plot`` and ``tuner.report``.
+
+(MoNA's analyses, discrepancy and distortion, are ``trainables.analysis`` with their CLI
+``tuner.analyze``.)
 
 Everything here reads the Parquet store (``tuner.store``) and the registries; nothing reads
 Ray's files. Only ``completed`` trials enter a mean; the others are counted and shown.
