@@ -150,3 +150,12 @@ def test_saved_spec_with_unknown_keys_is_refused():
     assert SweepSpec.from_dict(spec.to_dict()) == spec
     with pytest.raises(ValueError, match=r"unknown keys \['lambda_schedule'\]"):
         SweepSpec.from_dict({**spec.to_dict(), "lambda_schedule": "linear"})
+
+
+def test_the_task_token_limit_reaches_the_trial_through_its_config(tmp_path):
+    """ECG's 64-token limit (ORCA) at paper scale; the backbone's own limit (0) at mini scale."""
+    (tmp_path / "challenge2017.pkl").write_bytes(b"")
+    ecg = SweepSpec(task="ecg", method="finetune", scale="paper", init="random", data_dir=str(tmp_path)).resolve()
+    assert ecg.trial_constants()["target_seq_len"] == 64
+    mini = SweepSpec(task="japanesevowels", method="finetune", scale="mini", data_dir=str(tmp_path)).resolve()
+    assert mini.trial_constants()["target_seq_len"] == 0

@@ -29,11 +29,9 @@ from ray import tune
 from trainables.errors import CheckpointError
 from trainables.losses.task import TASK_LOSSES
 from trainables.metrics import get_metric
-from trainables.models.backbones import create_source_model
-from trainables.models.crossmodal import build_model
+from trainables.build import build_trial_model, load_source_data
 from trainables.registry import get_backbone, get_task
 from trainables.tasks.data import denormalize, load_task
-from trainables.tasks.source_data import load_source_surrogate, load_text_surrogate
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +65,7 @@ class TrialConfig:
     embedder_init: str  # "source" | "random"
     freeze_encoder: bool
     weights_path: str  # "" = the backbone's default location
+    target_seq_len: int  # the task's 1D token limit at paper scale (ORCA's; ECG 64), 0 = the backbone's
     optimizer: str
     batch_size: int
     grad_accum: int  # stage-2 batches per optimizer step (Tables 9 and 11, "Grad. Accum.")
@@ -256,11 +255,9 @@ class TwoStageTrainable(tune.Trainable):
         self.loss_fn = TASK_LOSSES[self.task.loss]
         self.data = load_task(cfg.task, cfg.data_root, cfg.scale, cfg.data_seed, cfg.val_fraction)
         self.train_x, self.train_y = self._training_subset()
-        backbone = get_backbone(cfg.backbone)
-        source = create_source_model(backbone, cfg.encoder_init, cfg.weights_path or None)
-        max_tokens = self.task.defaults.get("target_seq_len") if cfg.scale == "paper" else None
-        built = build_model(source, backbone, self.data.input_shape, self.data.num_outputs,
-                            self.task.output, cfg.embedder_init, max_tokens)
+        built = build_trial_model(get_backbone(cfg.backbone), cfg.encoder_init, cfg.weights_path or None,
+                                  self.data.input_shape, self.data.num_outputs, self.task.output,
+                                  cfg.embedder_init, cfg.target_seq_len or None)
         self.model = built.model.to(self.device)
         self.source_embedder = built.source_embedder.to(self.device)
         self.plan = self.stage_plan()
@@ -309,22 +306,10 @@ class TwoStageTrainable(tune.Trainable):
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(steps, 1))
 
     def load_source(self, max_samples: int, exact_length: bool = False) -> None:
-        """Load the backbone's labelled source surrogate (stage-1 methods).
-
-        2D backbones: images at the task's (H, W). 1D backbones: token sequences of the
-        target embedder's token count N, from the backbone's own tokenizer (or ORCA's
-        precomputed features, cut to exactly N when ``exact_length``: PaRe mixes tokens
-        position-wise).
-        """
-        spec = get_backbone(self.cfg.backbone)
-        if spec.modality == "1d":
-            weights = self.cfg.weights_path or None
-            src = load_text_surrogate(spec.source_surrogate, self.cfg.data_root, self.model.embedder.num_tokens,
-                                      lambda: spec.load_tokenizer(spec.model_id, weights), max_samples,
-                                      self.cfg.data_seed, exact_length)
-        else:
-            src = load_source_surrogate(spec.source_surrogate, self.cfg.data_root, self.data.input_shape[1:],
-                                        max_samples, self.cfg.data_seed)
+        """Load the backbone's labelled source surrogate (stage-1 methods; ``load_source_data``)."""
+        src = load_source_data(get_backbone(self.cfg.backbone), self.cfg.data_root, self.data.input_shape,
+                               getattr(self.model.embedder, "num_tokens", None), self.cfg.weights_path or None,
+                               max_samples, self.cfg.data_seed, exact_length)
         self.source_x, self.source_y = torch.as_tensor(src.x), torch.as_tensor(src.y)
         self.source_num_classes = src.num_classes
 

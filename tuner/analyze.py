@@ -13,7 +13,7 @@ source surrogate of the trial's final encoder against the pretrained encoder's (
 Fig. 3; ``trainables.analysis.distortion``), written to the experiment's results store
 (table ``distortion``); ``python -m tuner.plot distortion <experiment...>`` draws it.
 
-Both read the sweep's own machinery: the task and backbone registries and ``SweepSpec`` (scale
+Both read the sweep's own machinery: the task and backbone registries, ``resolve_environment`` (scale
 and backbone resolution), ``load_task``, ``create_source_model`` / ``build_model``, the
 trials table (``config/<key>`` columns parsed by the method's ``TrialConfig``), and the
 trials' checkpoints (``read_checkpoint`` of ``state.pt`` in Ray's
@@ -60,7 +60,7 @@ from trainables.paths import data_root
 from trainables.registry import get_backbone, get_method, get_task
 from trainables.tasks.data import TaskData, load_task
 from tuner import store
-from tuner.spec import DATA_SEED, SweepSpec
+from tuner.spec import DATA_SEED, VAL_FRACTION, resolve_environment
 
 log = logging.getLogger(__name__)
 
@@ -121,25 +121,24 @@ def run_discrepancy(task: str, backbone: str | None = None, scale: str = "auto",
     spec = get_task(task)
     if spec.output != "classification":
         raise ValueError(NOT_CLASSIFICATION.format(task=task, output=spec.output))
-    # The sweep's own resolution of scale, backbone and data root (the method is irrelevant here).
-    resolved = SweepSpec(task=task, method="finetune", scale=scale, backbone=backbone, data_dir=data_dir,
-                         weights=weights).resolve()
-    source_spec = get_backbone(resolved.backbone)
+    # The sweep's own resolution of scale, backbone and data root.
+    env = resolve_environment(task, scale, backbone, data_dir, weights=weights)
+    source_spec = get_backbone(env.backbone)
     if source_spec.library != "timm":
-        raise ValueError(NO_CLASSIFIER.format(backbone=resolved.backbone))
-    data = load_task(task, resolved.data_root, resolved.scale, DATA_SEED, resolved.spec.val_fraction)
+        raise ValueError(NO_CLASSIFIER.format(backbone=env.backbone))
+    data = load_task(task, env.data_root, env.scale, DATA_SEED, VAL_FRACTION)
     if data.y_train.ndim != 1:
         raise ValueError(NOT_CLASSIFICATION.format(task=task, output=f"multi-label ({data.y_train.shape[1]} labels)"))
     x, y = target_split(data, split, max_samples, seed)
     model = create_source_model(source_spec, "pretrained", weights)
-    source_classes = check_classifier(model, resolved.backbone)
+    source_classes = check_classifier(model, env.backbone)
     log.info("source logits of %s on %d %s samples (%s, resized to the model's input size)",
-             resolved.backbone, len(x), split, device)
+             env.backbone, len(x), split, device)
     start = time.perf_counter()
     logits = source_logits(model, x, device)
     logits_seconds = time.perf_counter() - start
     result = modality_discrepancy(logits, y, data.num_outputs, experiments, seed)
-    return DiscrepancyRun(task, resolved.backbone, resolved.scale, split, len(y), data.num_outputs,
+    return DiscrepancyRun(task, env.backbone, env.scale, split, len(y), data.num_outputs,
                           source_classes, logits_seconds, result)
 
 
@@ -292,10 +291,9 @@ def run_distortion(storage: str, experiment: str, data_dir: str | None = None, m
     task = get_task(cfg.task)
     spec = get_backbone(cfg.backbone)
     data = load_task(cfg.task, root, cfg.scale, cfg.data_seed, cfg.val_fraction)
-    max_tokens = task.defaults.get("target_seq_len") if cfg.scale == "paper" else None  # as TwoStageTrainable
     weights = cfg.weights_path or None
     built = build_reference(spec, cfg.encoder_init, weights, data.input_shape, data.num_outputs, task.output,
-                            max_tokens, seed)
+                            cfg.target_seq_len or None, seed)
     probe = load_probe_data(spec, root, data.input_shape, getattr(built.model.embedder, "num_tokens", None),
                             weights, max_samples, seed)
     reference = probe_encoder(built.model.encoder, built.source_embedder, probe, device, seed)

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 SCALE_CHOICES = ("auto",) + SCALES
 INIT_CHOICES = ("pretrained", "random")
 DATA_SEED = 0  # generated datasets are the same for every trial and seed
+VAL_FRACTION = 0.1  # validation split carved from the training data (--val-fraction)
 SMOKE_TEST = {"num_samples": 2, "max_epochs": 1, "max_train_samples": 128}
 
 
@@ -44,7 +45,7 @@ class SweepSpec:
     num_samples: int = 8
     max_epochs: int | None = None  # stage-2 epochs; None = the task's default for the scale
     max_train_samples: int | None = None  # None = the task's default for the scale (0 = all)
-    val_fraction: float = 0.1
+    val_fraction: float = VAL_FRACTION
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     max_concurrent: int = 0  # 0 = as many as resources allow
@@ -86,26 +87,14 @@ class SweepSpec:
         spec = dataclasses.replace(self, **SMOKE_TEST) if self.smoke_test else self
         task, method = get_task(spec.task), get_method(spec.method)
         spec._check_ranges()
-        root = data_root(spec.data_dir)
-        scale, reason = spec._settle_scale(task, root)
-        if reason:
-            log.warning(reason)
-        backbone = get_backbone(spec.backbone or default_backbone(task.modality, scale))
-        if backbone.modality != task.modality:
-            raise ValueError(f"backbone {backbone.name!r} is {backbone.modality}, task {task.name!r} "
-                             f"is {task.modality}")
-        if scale == "paper" and spec.init == "pretrained" and not pretrained_available(backbone, spec.weights):
-            raise ValueError(
-                f"--scale paper: no local pretrained weights for {backbone.name}. Pass --weights FILE, "
-                "populate the Hugging Face cache on this machine, use --init random on purpose, or "
-                "--scale mini for the embedded default."
-            )
+        env = resolve_environment(spec.task, spec.scale, spec.backbone, spec.data_dir, spec.init, spec.weights)
+        scale, reason, root = env.scale, env.fallback_reason, env.data_root
         defaults = space_defaults(task, scale)
         dims = space_dimensions(method, defaults)
         ranges, file_fixed = read_space_file(method.space, dims, spec.space_file)
         grid, fixed = parse_dimensions(method.space, dims, defaults, spec.sensitivity, spec.fixed, file_fixed)
         resolved = ResolvedSpec(
-            spec=spec, scale=scale, backbone=backbone.name, data_root=str(root),
+            spec=spec, scale=scale, backbone=env.backbone, data_root=root,
             defaults=defaults, fallback_reason=reason,
             storage=absolute_storage(spec.storage),
             name=spec.name or f"{spec.task}-{spec.method}-{time.strftime('%Y%m%d-%H%M%S')}",
@@ -115,8 +104,6 @@ class SweepSpec:
         return resolved
 
     def _check_ranges(self) -> None:
-        if self.scale not in SCALE_CHOICES:
-            raise ValueError(f"--scale must be one of {SCALE_CHOICES}, got {self.scale!r}")
         if self.init not in INIT_CHOICES:
             raise ValueError(f"--init must be one of {INIT_CHOICES}, got {self.init!r}")
         checks = [("--num-samples", self.num_samples >= 1), ("--cpus-per-trial", self.cpus_per_trial > 0),
@@ -130,30 +117,71 @@ class SweepSpec:
         if self.weights and not Path(self.weights).expanduser().exists():
             raise ValueError(f"--weights {self.weights}: no such file or directory")
 
-    def _settle_scale(self, task, root: Path) -> tuple[str, str]:
-        """(scale, fallback message). auto -> paper when its data and weights are present."""
-        missing = [f for f in task.data_files if not (root / f).exists()]
-        if self.scale == "paper":
-            if missing:
-                raise ValueError(
-                    f"--scale paper: task {task.name!r} needs {', '.join(missing)} in {root}. "
-                    "Put the files there (or pass --data-dir), or use --scale mini for the embedded default."
-                )
-            return "paper", ""
-        if self.scale == "mini":
-            if not task.has_mini:
-                raise ValueError(f"task {task.name!r} has no embedded (mini) variant; use --scale paper")
-            return "mini", ""
-        paper_backbone = get_backbone(self.backbone or default_backbone(task.modality, "paper"))
-        weights_ok = self.init == "random" or pretrained_available(paper_backbone, self.weights)
-        if not missing and weights_ok:
-            return "paper", ""
+
+@dataclass(frozen=True)
+class RunEnvironment:
+    """Where and at what scale a task runs, whatever the method: ``resolve_environment``."""
+
+    scale: str  # "mini" | "paper"
+    backbone: str
+    data_root: str
+    fallback_reason: str  # why --scale auto fell back to the embedded default ("" if it did not)
+
+
+def resolve_environment(task_name: str, scale: str = "auto", backbone: str | None = None,
+                        data_dir: str | None = None, init: str = "pretrained",
+                        weights: str | None = None) -> RunEnvironment:
+    """Settle scale (auto -> paper when the task's files and the backbone's weights are here),
+    backbone and data root for a task; logs a fallback to the embedded default in one line.
+
+    Raises:
+        KeyError: unknown task or backbone.
+        ValueError: a missing paper-scale file or weights, a backbone of the other modality.
+    """
+    task = get_task(task_name)
+    if scale not in SCALE_CHOICES:
+        raise ValueError(f"--scale must be one of {SCALE_CHOICES}, got {scale!r}")
+    root = data_root(data_dir)
+    scale, reason = _settle_scale(task, root, scale, backbone, init, weights)
+    if reason:
+        log.warning(reason)
+    chosen = get_backbone(backbone or default_backbone(task.modality, scale))
+    if chosen.modality != task.modality:
+        raise ValueError(f"backbone {chosen.name!r} is {chosen.modality}, task {task.name!r} is {task.modality}")
+    if scale == "paper" and init == "pretrained" and not pretrained_available(chosen, weights):
+        raise ValueError(
+            f"--scale paper: no local pretrained weights for {chosen.name}. Pass --weights FILE, "
+            "populate the Hugging Face cache on this machine, use --init random on purpose, or "
+            "--scale mini for the embedded default."
+        )
+    return RunEnvironment(scale, chosen.name, str(root), reason)
+
+
+def _settle_scale(task, root: Path, scale: str, backbone: str | None, init: str,
+                  weights: str | None) -> tuple[str, str]:
+    """(scale, fallback message). auto -> paper when its data and weights are present."""
+    missing = [f for f in task.data_files if not (root / f).exists()]
+    if scale == "paper":
+        if missing:
+            raise ValueError(
+                f"--scale paper: task {task.name!r} needs {', '.join(missing)} in {root}. "
+                "Put the files there (or pass --data-dir), or use --scale mini for the embedded default."
+            )
+        return "paper", ""
+    if scale == "mini":
         if not task.has_mini:
-            raise ValueError(f"task {task.name!r} needs {', '.join(missing) or 'pretrained weights'} "
-                             f"and has no embedded variant")
-        lacking = (f"{', '.join(missing)} not in {root}" if missing
-                   else f"no local weights for {paper_backbone.name}")
-        return "mini", f"--scale auto: {lacking}; running the embedded default (mini scale) instead."
+            raise ValueError(f"task {task.name!r} has no embedded (mini) variant; use --scale paper")
+        return "mini", ""
+    paper_backbone = get_backbone(backbone or default_backbone(task.modality, "paper"))
+    weights_ok = init == "random" or pretrained_available(paper_backbone, weights)
+    if not missing and weights_ok:
+        return "paper", ""
+    if not task.has_mini:
+        raise ValueError(f"task {task.name!r} needs {', '.join(missing) or 'pretrained weights'} "
+                         f"and has no embedded variant")
+    lacking = (f"{', '.join(missing)} not in {root}" if missing
+               else f"no local weights for {paper_backbone.name}")
+    return "mini", f"--scale auto: {lacking}; running the embedded default (mini scale) instead."
 
 
 @dataclass(frozen=True)
@@ -193,6 +221,7 @@ class ResolvedSpec:
             "data_seed": DATA_SEED, "val_fraction": s.val_fraction, "max_train_samples": max_train,
             "seed": s.seed, "encoder_init": s.init, "embedder_init": "random", "freeze_encoder": False,
             "weights_path": str(Path(s.weights).expanduser().resolve()) if s.weights else "",
+            "target_seq_len": self.defaults.get("target_seq_len", 0) if self.scale == "paper" else 0,
             "optimizer": self.defaults["optimizer"], "batch_size": self.defaults["batch_size"],
             "grad_accum": self.defaults.get("grad_accum", 1),
             "stage2_epochs": self.stage2_epochs, "num_threads": max(1, int(s.cpus_per_trial)),

@@ -28,7 +28,6 @@ from __future__ import annotations
 import copy
 import logging
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,14 +35,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainables.models.backbones import create_source_model
-from trainables.models.crossmodal import BuiltModel, build_model
+from trainables.build import build_trial_model, load_source_data
+from trainables.models.crossmodal import BuiltModel
 from trainables.registry import BackboneSpec
-from trainables.tasks.source_data import (
-    SourceData,
-    load_source_surrogate,
-    load_text_surrogate,
-)
 
 log = logging.getLogger(__name__)
 
@@ -158,29 +152,20 @@ def encoder_from_state(reference: nn.Module, model_state: dict[str, torch.Tensor
 
 def build_reference(spec: BackboneSpec, init: str, weights_path: str | None, input_shape: tuple[int, ...],
                     num_outputs: int, output: str, max_tokens: int | None, seed: int = 0) -> BuiltModel:
-    """The model a trial starts from (``build_model`` around ``create_source_model``).
+    """The model a trial starts from (``trainables.build.build_trial_model``).
 
     Its encoder is the reference (pretrained, or seeded random for ``init="random"``) and its
     source embedder the pretrained stem that every encoder is probed through.
     """
     torch.manual_seed(seed)  # only a random init draws numbers
-    source = create_source_model(spec, init, weights_path)
-    return build_model(source, spec, input_shape, num_outputs, output, "source", max_tokens)
+    return build_trial_model(spec, init, weights_path, input_shape, num_outputs, output, "source", max_tokens)
 
 
 def load_probe_data(spec: BackboneSpec, data_root: str | Path, input_shape: tuple[int, ...], num_tokens: int | None,
                     weights_path: str | None, max_samples: int = 0, seed: int = 0,
                     test_fraction: float = TEST_FRACTION) -> ProbeData:
-    """The backbone's labelled source surrogate as the trials load it, and its probe split.
-
-    2D backbones: images at the target's (H, W); 1D backbones: sequences of the target
-    embedder's token count ``num_tokens``, tokenised by the backbone's own tokenizer.
-    """
-    if spec.modality == "1d":
-        tokenizer: Callable = lambda: spec.load_tokenizer(spec.model_id, weights_path)
-        src: SourceData = load_text_surrogate(spec.source_surrogate, Path(data_root), num_tokens, tokenizer,
-                                              max_samples, seed)
-    else:
-        src = load_source_surrogate(spec.source_surrogate, Path(data_root), tuple(input_shape[1:]), max_samples, seed)
+    """The backbone's labelled source surrogate as the trials load it (``load_source_data``),
+    and its probe split."""
+    src = load_source_data(spec, data_root, input_shape, num_tokens, weights_path, max_samples, seed)
     train, test = probe_split(src.y, test_fraction, seed)
     return ProbeData(torch.as_tensor(src.x), src.y, train, test, src.source)
