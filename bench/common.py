@@ -94,12 +94,10 @@ TOY = dict(task="test_toy_task", scale="mini", backbone="test_efficientnet", ini
 
 
 def space_defaults(method: str, task_defaults: dict) -> dict:
-    """Every searched dimension of ``method`` at its default (its space module's ``defaults()``)."""
-    import importlib
-
+    """Every searched dimension of ``method`` at its default (its space's ``defaults()``)."""
     from trainables.registry import get_method
 
-    return importlib.import_module(get_method(method).space.__module__).defaults(task_defaults)
+    return get_method(method).defaults(task_defaults)
 
 
 def trial_config(method: str, overrides: dict | None = None, **spec_kwargs) -> dict:

@@ -17,10 +17,9 @@ from tiny_files_pdebench import WRITERS as PDEBENCH_WRITERS
 from trial_configs import sample_config
 
 import trainables
-from trainables.base import BASE_RESULT_KEYS, TrialConfig, TwoStageTrainable
+from trainables.base import TrialConfig, TwoStageTrainable
 from trainables.metrics import get_metric
 from trainables.registry import (
-    REGISTERING_MODULES,
     Registry,
     get_backbone,
     get_method,
@@ -33,6 +32,11 @@ from trainables.registry import (
 REPO = Path(__file__).resolve().parents[1]
 TINY_FILES = {**NASBENCH360_WRITERS, **PDEBENCH_WRITERS}  # task -> writer of tiny published-format files
 TINY_BACKBONES = {"2d": "test_efficientnet", "1d": "test_bert"}
+# What every step reports (README "Methods"): one schema for ASHA, Optuna and the store.
+RESULT_KEYS = (
+    "stage", "stage_name", "epoch", "stage_epoch", "stage2_epoch", "train_loss", "val_metric",
+    "best_val_metric", "test_metric", "lr", "samples_per_s", "diverged", "finished", "node_id", "gpu_ids",
+)
 
 
 @pytest.mark.parametrize("method", list_methods(include_hidden=True))
@@ -50,7 +54,7 @@ def test_steps_report_fixed_keys_and_resume_exactly(method, tmp_path):
     config = sample_config(method, tmp_path)
     config["stage2_epochs"] = 2
     trainable_cls = get_method(method).trainable
-    expected = set(BASE_RESULT_KEYS) | set(trainable_cls.loss_part_keys)
+    expected = set(RESULT_KEYS) | set(trainable_cls.loss_part_keys)
     a = trainable_cls(config=config)
     total = sum(stage.epochs for stage in a.plan)
     results = [a.train() for _ in range(total - 2)]
@@ -171,16 +175,33 @@ def test_hidden_fixtures_are_not_offered():
 
 
 def test_every_trainable_module_is_registered():
-    """A module defining a Trainable must be in REGISTERING_MODULES (import-to-register)."""
+    """A module defining a Trainable is some method's (a line in trainables/methods.py)."""
     for path in (REPO / "trainables").glob("*.py"):
         module = importlib.import_module(f"trainables.{path.stem}")
         defines = [c for _, c in inspect.getmembers(module, inspect.isclass)
                    if issubclass(c, TwoStageTrainable) and c.__module__ == module.__name__
                    and c is not TwoStageTrainable]
-        if defines:
-            assert module.__name__ in REGISTERING_MODULES, module.__name__
+        if defines:  # each one is some method's Trainable (trainables/methods.py)
             registered = {get_method(m).trainable for m in list_methods(include_hidden=True)}
-            assert set(defines) <= registered
+            assert set(defines) <= registered, module.__name__
+
+
+def test_every_task_module_is_registered():
+    """A module under trainables/tasks that registers tasks is imported by trainables.tasks."""
+    registered = {get_task(t).loader.__module__ for t in list_tasks(include_hidden=True)}
+    for path in (REPO / "trainables" / "tasks").glob("*.py"):
+        if "register_task" in path.read_text():
+            assert f"trainables.tasks.{path.stem}" in registered, path.name
+
+
+def test_reading_results_imports_neither_torch_nor_ray():
+    """Plots, reports and method lookups (space, defaults, aliases) stay light."""
+    for command in (["-m", "tuner.report", "--help"], ["-m", "tuner.plot", "--help"]):
+        subprocess.run([sys.executable, *command], check=True, cwd=REPO, capture_output=True)
+    code = ("import sys, tuner.plot, tuner.report, trainables.registry as r; "
+            "m = r.get_method('mona'); m.defaults; m.aliases; r.get_task('spherical'); "
+            "heavy = [k for k in ('torch', 'ray') if k in sys.modules]; assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 def test_imports_flow_one_way():

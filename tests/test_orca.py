@@ -10,7 +10,6 @@ import pytest
 import torch
 from trial_configs import sample_config
 
-import trainables.orca  # noqa: F401  (registers "orca" until it is in REGISTERING_MODULES)
 from search_spaces import orca as orca_space
 from trainables.orca import (
     OrcaConfig,

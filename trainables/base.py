@@ -39,10 +39,6 @@ CHECKPOINT_FILE = "state.pt"
 OPTIMIZERS = ("adamw", "adam", "sgd")
 EMBEDDER_INITS = ("source", "random")  # copy of the pretrained stem (ORCA, MoNA A.2) or random
 ENCODER_INITS = ("pretrained", "random")
-BASE_RESULT_KEYS = (
-    "stage", "stage_name", "epoch", "stage_epoch", "stage2_epoch", "train_loss", "val_metric",
-    "best_val_metric", "test_metric", "lr", "samples_per_s", "diverged", "finished", "node_id", "gpu_ids",
-)
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from search_spaces import emb as emb_space
 from trainables.base import TrialConfig, TwoStageTrainable
-from trainables.registry import register_method
 
-PAPER = "MoNA (Ma et al., ICML 2024, arXiv 2406.18864) §2.2"
 
 
 @dataclass(frozen=True)
@@ -45,6 +42,3 @@ class EmbTrainable(TwoStageTrainable):
         # stage 2 then updates the embedder alone.
         return self.train_epoch()
 
-
-register_method("emb", EmbTrainable, emb_space.space, paper=PAPER,
-                constants={"embedder_init": "source", "freeze_encoder": False})

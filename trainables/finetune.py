@@ -18,22 +18,10 @@ on test).
 """
 from __future__ import annotations
 
-from search_spaces import finetune as finetune_space
 from trainables.base import TwoStageTrainable
-from trainables.registry import register_method
 
-PAPER = "MoNA (Ma et al., ICML 2024) Table 2; ORCA (Shen et al., ICML 2023, arXiv 2302.05738)"
 
 
 class FinetuneTrainable(TwoStageTrainable):
     """Stage 2 only: fine-tune with the task loss (Eq. 1)."""
 
-
-register_method("finetune", FinetuneTrainable, finetune_space.space, paper=PAPER,
-                constants={"embedder_init": "random", "freeze_encoder": False})
-register_method("finetune++", FinetuneTrainable, finetune_space.space, paper=PAPER,
-                constants={"embedder_init": "source", "freeze_encoder": False})
-register_method("scratch", FinetuneTrainable, finetune_space.space, paper=PAPER,
-                constants={"embedder_init": "random", "freeze_encoder": False, "encoder_init": "random"})
-register_method("frozen", FinetuneTrainable, finetune_space.space, paper=PAPER,
-                constants={"embedder_init": "random", "freeze_encoder": True})

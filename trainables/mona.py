@@ -74,12 +74,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from search_spaces import mona as mona_space
 from trainables.base import TrialConfig, TwoStageTrainable
 from trainables.losses.alignment import alignment_loss, uniformity_loss
-from trainables.registry import register_method
 
-PAPER = "MoNA (Ma et al., ICML 2024, arXiv 2406.18864) §3.2, Alg. 1, Eq. 2-6"
 META_GRAD_MODES = ("exact", "finite_difference")
 FD_RADIUS = 1e-2  # DARTS: ε = 0.01 / ||v||
 EMBEDDER, ENCODER = "embedder.", "encoder."
@@ -371,6 +368,3 @@ class MonaTrainable(TwoStageTrainable):
             seen += len(x)
         return {**{k: v / seen for k, v in totals.items()}, "samples": seen}
 
-
-register_method("mona", MonaTrainable, mona_space.space, paper=PAPER,
-                constants={"embedder_init": "source", "freeze_encoder": False})

@@ -71,13 +71,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from search_spaces import orca as orca_space
 from trainables.base import TrialConfig, TwoStageTrainable, make_optimizer
 from trainables.models.crossmodal import to_tokens
 from trainables.ot.otdd import SourceCache, check_solver
-from trainables.registry import register_method
 
-PAPER = "ORCA (Shen et al., ICML 2023, arXiv 2302.05738) §3; OTDD (Alvarez-Melis & Fusi, NeurIPS 2020)"
 MIN_CLASS_SAMPLES = 2  # ORCA skips target classes with a single sample (``if feats.shape[0] > 1``)
 MINIBATCH_KMEANS_ABOVE = 10_000  # ORCA's ``infer_labels`` switches to MiniBatchKMeans above this
 SOURCE_CHUNK = 256  # source images per no-grad forward of the frozen source embedder
@@ -299,6 +296,3 @@ class OrcaTrainable(TwoStageTrainable):
             feats = token_mean_features(embedder, chunk, layout)  # (b, D)
             feats.backward(grad[i:i + len(chunk)].to(feats.dtype))
 
-
-register_method("orca", OrcaTrainable, orca_space.space, paper=PAPER,
-                constants={"embedder_init": "source", "freeze_encoder": False})

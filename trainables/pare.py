@@ -78,9 +78,7 @@ from search_spaces import pare as pare_space
 from trainables.base import TrialConfig, TwoStageTrainable
 from trainables.models.crossmodal import to_tokens
 from trainables.ot.otdd import SourceCache
-from trainables.registry import register_method
 
-PAPER = "PaRe (Cai et al., ICML 2024, arXiv 2406.09003) §3"
 K_SCHEDULES = pare_space.K_SCHEDULES
 STEP_LEVELS = 4  # the "step" schedule holds k at 4 equally spaced levels
 EXTRA_WEIGHT_1D = 0.1  # main_PaRe_1d.py: 0.1 * ((1-lam) * ... + lam * ...)
@@ -492,6 +490,3 @@ class PareTrainable(TwoStageTrainable):
                 "loss_task": sums["task"] / seen, "loss_mixed": sums["mixed"] / seen,
                 "loss_source": sums["source"] / seen, "otdd_intermediate_source": otdd_value}
 
-
-register_method("pare", PareTrainable, pare_space.space, paper=PAPER,
-                constants={"embedder_init": "source", "freeze_encoder": False})

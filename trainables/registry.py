@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, Callable, Generic, TypeVar
 
 SCALES = ("mini", "paper")
@@ -78,14 +79,38 @@ class BackboneSpec:
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A method: its Trainable class, its search space and its fixed constants."""
+    """A method: its Trainable (imported on first use), its search-space module and its fixed
+    constants. The space module gives the define-by-run ``space``, ``defaults()``,
+    ``paper_settings()`` and ``ALIASES`` (``search_spaces/__init__.py``)."""
 
     name: str
-    trainable: type
-    space: Callable[..., Any]  # module-level define-by-run function from search_spaces/
+    trainable_path: str  # "module:Class", imported by ``trainable``
+    space_module: ModuleType  # search_spaces.<method>
     constants: dict = field(default_factory=dict)  # method-defining config values
     paper: str = ""
     hidden: bool = False
+
+    @property
+    def trainable(self) -> type:
+        module, _, name = self.trainable_path.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    @property
+    def space(self) -> Callable[..., Any]:
+        return self.space_module.space
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        """User-facing dimension names -> config keys (e.g. ``lambda`` -> ``lam``)."""
+        return getattr(self.space_module, "ALIASES", {})
+
+    def defaults(self, task_defaults: dict) -> dict:
+        """Every searched dimension at its default (``tuner.spec.space_defaults`` input)."""
+        return self.space_module.defaults(task_defaults)
+
+    def paper_settings(self, task_defaults: dict) -> dict:
+        """The papers' values at paper scale ({} at the embedded default)."""
+        return self.space_module.paper_settings(task_defaults)
 
 
 S = TypeVar("S")
@@ -141,54 +166,51 @@ def register_backbone(name: str, **meta) -> BackboneSpec:
     return BACKBONES.add(name, BackboneSpec(name=name, **meta))
 
 
-def register_method(name: str, trainable: type, space: Callable, **meta) -> MethodSpec:
-    return METHODS.add(name, MethodSpec(name=name, trainable=trainable, space=space, **meta))
+def register_method(name: str, trainable_path: str, space_module: ModuleType, **meta) -> MethodSpec:
+    return METHODS.add(name, MethodSpec(name=name, trainable_path=trainable_path, space_module=space_module, **meta))
 
 
 def get_task(name: str) -> TaskSpec:
-    _ensure_registered()
+    _ensure_registered("tasks")
     return TASKS.get(name)
 
 
 def get_backbone(name: str) -> BackboneSpec:
-    _ensure_registered()
+    _ensure_registered("backbones")
     return BACKBONES.get(name)
 
 
 def get_method(name: str) -> MethodSpec:
-    _ensure_registered()
+    _ensure_registered("methods")
     return METHODS.get(name)
 
 
 def list_tasks(include_hidden: bool = False) -> list[str]:
-    _ensure_registered()
+    _ensure_registered("tasks")
     return TASKS.names(include_hidden)
 
 
 def list_backbones(include_hidden: bool = False) -> list[str]:
-    _ensure_registered()
+    _ensure_registered("backbones")
     return BACKBONES.names(include_hidden)
 
 
 def list_methods(include_hidden: bool = False) -> list[str]:
-    _ensure_registered()
+    _ensure_registered("methods")
     return METHODS.names(include_hidden)
 
 
-# Modules whose import registers entries; a new method/task/backbone module is added here.
-REGISTERING_MODULES = (
-    "trainables.finetune",
-    "trainables.emb",
-    "trainables.mona",
-    "trainables.orca",
-    "trainables.pare",
-    "trainables.models.backbones",
-    "trainables.models.text_backbones",
-    "trainables.tasks",
-)
+# The modules whose import registers each kind's entries (explicit lists, no directory
+# scanning); a new task / backbone module is added here, a new method is a line in
+# trainables/methods.py. Importing a kind imports only its own modules: task modules and the
+# method table import neither torch nor Ray, backbone modules do.
+REGISTERING_MODULES = {
+    "tasks": ("trainables.tasks",),
+    "backbones": ("trainables.models.backbones", "trainables.models.text_backbones"),
+    "methods": ("trainables.methods",),
+}
 
 
-def _ensure_registered() -> None:
-    """Import the modules that register entries (explicit list, no directory scanning)."""
-    for module in REGISTERING_MODULES:
+def _ensure_registered(kind: str) -> None:
+    for module in REGISTERING_MODULES[kind]:
         importlib.import_module(module)

@@ -7,13 +7,11 @@ fails in a second, not twenty minutes into a worker. Nothing below sees argparse
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import optuna
 
@@ -91,8 +89,8 @@ class SweepSpec:
         scale, reason, root = env.scale, env.fallback_reason, env.data_root
         defaults = space_defaults(task, scale)
         dims = space_dimensions(method, defaults)
-        ranges, file_fixed = read_space_file(method.space, dims, spec.space_file)
-        grid, fixed = parse_dimensions(method.space, dims, defaults, spec.sensitivity, spec.fixed, file_fixed)
+        ranges, file_fixed = read_space_file(method, dims, spec.space_file)
+        grid, fixed = parse_dimensions(method, dims, defaults, spec.sensitivity, spec.fixed, file_fixed)
         resolved = ResolvedSpec(
             spec=spec, scale=scale, backbone=env.backbone, data_root=root,
             defaults=defaults, fallback_reason=reason,
@@ -233,9 +231,9 @@ class ResolvedSpec:
     def default_config(self) -> dict:
         """One complete trial config: constants, held values and every searched dimension at its
         default (the space run on an Optuna ``FixedTrial``, so the constants it returns are its own)."""
-        dims = space_module(get_method(self.spec.method).space).defaults(self.defaults)
-        trial = optuna.trial.FixedTrial({**dims, **self.fixed})
-        returned = get_method(self.spec.method).space(trial, defaults=self.defaults) or {}
+        method = get_method(self.spec.method)
+        trial = optuna.trial.FixedTrial({**method.defaults(self.defaults), **self.fixed})
+        returned = method.space(trial, defaults=self.defaults) or {}
         return {**self.trial_constants(), **trial.params, **returned, **self.fixed}
 
     def check_default_config(self) -> None:
@@ -264,17 +262,12 @@ def space_dimensions(method, defaults: dict) -> dict:
     """Every name ``--set``, ``--sensitivity`` and ``--space`` accept, with its default value:
     the method's constants (``embedder_init`` ...), the constants its space returns (MoNA's
     ``meta_grad`` ...) and its searched dimensions (``defaults()``)."""
-    dims = space_module(method.space).defaults(defaults)
+    dims = method.defaults(defaults)
     returned = method.space(optuna.trial.FixedTrial(dims), defaults=defaults) or {}
     return {**method.constants, **returned, **dims}
 
 
-def space_module(space) -> ModuleType:
-    """The search-space module a method's ``space`` function lives in."""
-    return importlib.import_module(space.__module__)
-
-
-def read_space_file(space, dims: dict, path: str | None) -> tuple[dict, dict]:
+def read_space_file(method, dims: dict, path: str | None) -> tuple[dict, dict]:
     """(ranges, fixed values) from a ``--space`` YAML file; empty without one.
 
     Args:
@@ -282,10 +275,10 @@ def read_space_file(space, dims: dict, path: str | None) -> tuple[dict, dict]:
     """
     if path is None:
         return {}, {}
-    return read_overrides(path, dims, getattr(space_module(space), "ALIASES", {}))
+    return read_overrides(path, dims, method.aliases)
 
 
-def parse_dimensions(space, dims: dict, task_defaults: dict, sensitivity: str | None, fixed: tuple[str, ...],
+def parse_dimensions(method, dims: dict, task_defaults: dict, sensitivity: str | None, fixed: tuple[str, ...],
                      file_fixed: dict | None = None) -> tuple[tuple[str, tuple] | None, dict]:
     """Parse ``--sensitivity name=v1,v2`` and ``--set name=value`` against a method's space.
 
@@ -303,8 +296,7 @@ def parse_dimensions(space, dims: dict, task_defaults: dict, sensitivity: str | 
     Raises:
         ValueError: a malformed item or an unknown dimension (naming the valid ones).
     """
-    module = space_module(space)
-    aliases = getattr(module, "ALIASES", {})
+    aliases = method.aliases
 
     def split(item: str, flag: str) -> tuple[str, list]:
         name, sep, raw = item.partition("=")
@@ -313,7 +305,7 @@ def parse_dimensions(space, dims: dict, task_defaults: dict, sensitivity: str | 
             raise ValueError(f"{flag} {item!r}: expected NAME=VALUE[,VALUE...]")
         if key not in dims:
             names = sorted(set(dims) | set(aliases))
-            raise ValueError(f"{flag} {name!r}: not a dimension of {module.__name__}. Valid: {', '.join(names)}")
+            raise ValueError(f"{flag} {name!r}: not a dimension of {method.space_module.__name__}. Valid: {', '.join(names)}")
         return key, [_typed(v.strip(), dims[key], flag, name) for v in raw.split(",")]
 
     held = dict(file_fixed or {})
@@ -333,7 +325,7 @@ def parse_dimensions(space, dims: dict, task_defaults: dict, sensitivity: str | 
     held = {k: v for k, v in {**dims, **user}.items() if k != key}
     # Constants the space returns (e.g. ORCA's ot_reg for "emd") come from one run of it at the
     # grid's first point: an Optuna FixedTrial answers every suggest_* from the held values.
-    constants = space(optuna.trial.FixedTrial({**held, key: values[0]}), defaults=task_defaults) or {}
+    constants = method.space(optuna.trial.FixedTrial({**held, key: values[0]}), defaults=task_defaults) or {}
     constants.pop(key, None)
     return (key, tuple(values)), {**held, **constants, **user}
 

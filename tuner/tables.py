@@ -8,8 +8,6 @@ Ray's files. Only ``completed`` trials enter a mean; the others are counted and 
 """
 from __future__ import annotations
 
-import importlib
-
 import pandas as pd
 
 from trainables.metrics import get_metric
@@ -34,8 +32,7 @@ def metric_label(task: str, which: str) -> str:
 
 def config_key(method: str, name: str) -> str:
     """The store column of a user-facing dimension name (``lambda`` -> ``config/lam``)."""
-    module = importlib.import_module(get_method(method).space.__module__)
-    return CONFIG_PREFIX + getattr(module, "ALIASES", {}).get(name, name)
+    return CONFIG_PREFIX + get_method(method).aliases.get(name, name)
 
 
 def only(trials: pd.DataFrame, column: str) -> str:
