@@ -82,13 +82,15 @@ def make_searcher(resolved: ResolvedSpec, mode: str) -> PruneAwareOptunaSearch:
 
 
 def default_search(resolved: ResolvedSpec, mode: str) -> tuple[dict, dict]:
-    """The spec's (param_space, TuneConfig search part): TPE + ASHA, or the sensitivity grid."""
+    """The spec's (param_space, TuneConfig search part): TPE + ASHA, or the sensitivity grid
+    (or the defaults) x seeds."""
     spec = resolved.spec
     param_space = resolved.trial_constants()
-    if resolved.grid is not None:
-        key, values = resolved.grid
+    if resolved.repeats:  # sensitivity or at-defaults: every configuration x seed, to full length
         param_space.update(resolved.fixed)
-        param_space[key] = tune.grid_search(list(values))
+        if resolved.grid is not None:
+            key, values = resolved.grid
+            param_space[key] = tune.grid_search(list(values))
         param_space["seed"] = tune.grid_search([spec.seed + i for i in range(spec.seeds)])
         return param_space, dict(num_samples=1, scheduler=FIFOScheduler())
     scheduler = ASHAScheduler(

@@ -54,7 +54,8 @@ class SweepSpec:
     seed: int = 0
     smoke_test: bool = False
     sensitivity: str | None = None  # "name=v1,v2,...": a grid over one dimension, no pruning
-    seeds: int = 1  # repeats of every grid value (sensitivity mode)
+    seeds: int = 1  # repeats of every grid value (sensitivity mode) or of the defaults (at_defaults)
+    at_defaults: bool = False  # every dimension at its default (or --set) x --seeds; no search, no pruning
     fixed: tuple[str, ...] = ()  # "name=value": dimensions held at a value instead of searched
     space_file: str | None = None  # YAML overrides of the space's ranges (search_spaces.overrides)
     max_failures: int = 0  # retries of a crashed trial, each from its last checkpoint
@@ -90,7 +91,8 @@ class SweepSpec:
         defaults = space_defaults(task, scale)
         dims = space_dimensions(method, defaults)
         ranges, file_fixed = read_space_file(method, dims, spec.space_file)
-        grid, fixed = parse_dimensions(method, dims, defaults, spec.sensitivity, spec.fixed, file_fixed)
+        grid, fixed = parse_dimensions(method, dims, defaults, spec.sensitivity, spec.fixed, file_fixed,
+                                       spec.at_defaults)
         resolved = ResolvedSpec(
             spec=spec, scale=scale, backbone=env.backbone, data_root=root,
             defaults=defaults, fallback_reason=reason,
@@ -109,6 +111,8 @@ class SweepSpec:
                   ("--max-epochs", self.max_epochs is None or self.max_epochs >= 1),
                   ("--grace-period", self.grace_period >= 1), ("--reduction-factor", self.reduction_factor >= 2),
                   ("--seeds", self.seeds >= 1), ("--max-failures", self.max_failures >= 0)]
+        if self.at_defaults and self.sensitivity:
+            raise ValueError("--at-defaults and --sensitivity exclude each other (both hold the other dimensions)")
         for flag, ok in checks:
             if not ok:
                 raise ValueError(f"{flag} is out of range: {getattr(self, flag[2:].replace('-', '_'))}")
@@ -196,13 +200,21 @@ class ResolvedSpec:
     name: str
     method_constants: dict
     grid: tuple[str, tuple] | None  # sensitivity mode: (config key, values)
-    fixed: dict  # held dimensions: every default in sensitivity mode, else the --set values
+    fixed: dict  # held dimensions: every default in sensitivity / at-defaults mode, else the --set values
     ranges: dict  # --space range/choice overrides for the searched dimensions
 
     @property
     def expected_trials(self) -> int:
-        """Trials the experiment runs: --num-samples, or grid values x seeds in sensitivity mode."""
-        return self.spec.num_samples if self.grid is None else len(self.grid[1]) * self.spec.seeds
+        """Trials the experiment runs: --num-samples, or grid values x seeds in sensitivity mode,
+        or seeds at the defaults."""
+        if self.grid is not None:
+            return len(self.grid[1]) * self.spec.seeds
+        return self.spec.seeds if self.spec.at_defaults else self.spec.num_samples
+
+    @property
+    def repeats(self) -> bool:
+        """Seeds x fixed configurations, to full length (sensitivity or at-defaults mode)."""
+        return self.grid is not None or self.spec.at_defaults
 
     @property
     def stage2_epochs(self) -> int:
@@ -279,11 +291,13 @@ def read_space_file(method, dims: dict, path: str | None) -> tuple[dict, dict]:
 
 
 def parse_dimensions(method, dims: dict, task_defaults: dict, sensitivity: str | None, fixed: tuple[str, ...],
-                     file_fixed: dict | None = None) -> tuple[tuple[str, tuple] | None, dict]:
+                     file_fixed: dict | None = None, at_defaults: bool = False
+                     ) -> tuple[tuple[str, tuple] | None, dict]:
     """Parse ``--sensitivity name=v1,v2`` and ``--set name=value`` against a method's space.
 
     Values take the type of the dimension's default (int, float, str or bool). In sensitivity
-    mode every dimension not on the grid is held: at its default, or at its ``--set`` value.
+    mode every dimension not on the grid is held: at its default, or at its ``--set`` value;
+    ``at_defaults`` holds every dimension so (no grid).
     Constants (the method's and those its space returns) can be set and gridded like searched
     dimensions; a held value always wins over the constant it replaces.
 
@@ -314,9 +328,9 @@ def parse_dimensions(method, dims: dict, task_defaults: dict, sensitivity: str |
         if len(values) != 1:
             raise ValueError(f"--set {item!r}: one value expected")
         held[key] = values[0]
-    if sensitivity is None:
+    if sensitivity is None and not at_defaults:
         return None, held
-    key, values = split(sensitivity, "--sensitivity")
+    key, values = split(sensitivity, "--sensitivity") if sensitivity is not None else (None, [])
     if key in held:
         raise ValueError(f"--sensitivity {key!r} is also fixed by --set")
     if len(set(values)) != len(values):
@@ -325,9 +339,10 @@ def parse_dimensions(method, dims: dict, task_defaults: dict, sensitivity: str |
     held = {k: v for k, v in {**dims, **user}.items() if k != key}
     # Constants the space returns (e.g. ORCA's ot_reg for "emd") come from one run of it at the
     # grid's first point: an Optuna FixedTrial answers every suggest_* from the held values.
-    constants = method.space(optuna.trial.FixedTrial({**held, key: values[0]}), defaults=task_defaults) or {}
+    first = {key: values[0]} if key else {}
+    constants = method.space(optuna.trial.FixedTrial({**held, **first}), defaults=task_defaults) or {}
     constants.pop(key, None)
-    return (key, tuple(values)), {**held, **constants, **user}
+    return ((key, tuple(values)) if key else None), {**held, **constants, **user}
 
 
 def _typed(raw: str, default, flag: str, name: str):

@@ -49,7 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="searcher seed; first trial seed in sensitivity mode")
     p.add_argument("--sensitivity", default=None, metavar="NAME=V1,V2,...",
                    help="run the grid over one dimension (x --seeds), no early stopping")
-    p.add_argument("--seeds", type=int, default=1, help="repeats per grid value (sensitivity mode)")
+    p.add_argument("--seeds", type=int, default=1, help="repeats per grid value (sensitivity / --at-defaults)")
+    p.add_argument("--at-defaults", action="store_true",
+                   help="no search: every dimension at its default (or --set) x --seeds, to full length")
     p.add_argument("--space", dest="space_file", default=None, metavar="FILE.yaml",
                    help="override search ranges / fix dimensions (see search_spaces/overrides.py)")
     p.add_argument("--set", dest="fixed", action="append", default=[], metavar="NAME=VALUE",
@@ -75,7 +77,8 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
         gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent,
         grace_period=args.grace_period, reduction_factor=args.reduction_factor,
         storage=args.storage, name=args.name, seed=args.seed, smoke_test=args.smoke_test,
-        sensitivity=args.sensitivity, seeds=args.seeds, fixed=tuple(args.fixed), space_file=args.space_file,
+        sensitivity=args.sensitivity, seeds=args.seeds, at_defaults=args.at_defaults, fixed=tuple(args.fixed),
+        space_file=args.space_file,
         max_failures=args.max_failures,
     )
 

@@ -1,0 +1,69 @@
+"""``tuner.compare``: at-defaults runs and the Table-2 report's statistics, against hand-computed values."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from trial_configs import TOY
+
+from tuner import compare, experiment
+from tuner.spec import SweepSpec
+
+
+def _rows(method, tests, status="completed"):
+    return [{"method": method, "task": "spherical", "scale": "mini", "backbone": "b", "status": status,
+             "config/seed": seed, "test_metric": t} for seed, t in enumerate(tests)]
+
+
+def test_report_statistics_by_hand():
+    """Baseline A = [10, 20, 30]. B - A = [-2, -3, -1]: mean -2, std 1, 95% CI half-width
+    t(0.975, 2) / sqrt(3) = 4.302653 / 1.732051 = 2.48414: within noise; paired t = -3.4641 on
+    2 df, two-sided p = 1 - |t| / sqrt(t^2 + 2) = 0.07418. C - A = [-6, -5, -6]: mean -5.6667,
+    std 0.57735, half-width 1.43422, beyond noise; t = -17, p = 1 - 17 / sqrt(291) = 0.003442."""
+    trials = pd.DataFrame(_rows("A", [10, 20, 30]) + _rows("B", [8, 17, 29]) + _rows("C", [4, 15, 24])
+                          + _rows("C", [99.0], status="pruned"))
+    table = compare.comparison(trials, "A").set_index("method")
+    assert table.loc["A", "mean"] == 20 and table.loc["A", "std"] == 10
+    assert table.loc["A", "ci95"] == pytest.approx(10 * 4.302653 / math.sqrt(3), rel=1e-6)
+    assert table.loc["B", "diff"] == pytest.approx(-2) and table.loc["B", "diff_ci95"] == pytest.approx(2.48414, rel=1e-5)
+    assert table.loc["B", "p_paired"] == pytest.approx(0.07418, abs=1e-5)
+    assert table.loc["B", "verdict"] == "within seed noise of A"
+    assert table.loc["C", "diff"] == pytest.approx(-17 / 3) and table.loc["C", "diff_ci95"] == pytest.approx(1.43422, rel=1e-5)
+    assert table.loc["C", "p_paired"] == pytest.approx(0.003442, abs=1e-6)
+    assert table.loc["C", "verdict"] == "better than A beyond seed noise"  # error: lower is better
+    assert (table.loc["C", "n"], table.loc["C", "left_out"]) == (3, 1)
+    text = compare.markdown(table.reset_index(), "spherical", "A")
+    assert "| C | mini | b | 14.33 ± 10.02 |" in text and "not comparable with the papers' numbers" in text
+
+
+def test_report_refuses_a_missing_baseline_and_several_tasks():
+    trials = pd.DataFrame(_rows("A", [1, 2]))
+    with pytest.raises(ValueError, match="baseline 'finetune\\+\\+' has no completed trial"):
+        compare.comparison(trials, "finetune++")
+    with pytest.raises(ValueError, match="on one task"):
+        compare.comparison(pd.concat([trials, trials.assign(task="ecg")]), "A")
+
+
+def test_at_defaults_holds_every_dimension_and_repeats_seeds(tmp_path):
+    resolved = SweepSpec(method="mona", data_dir=str(tmp_path), at_defaults=True, seeds=3, **TOY).resolve()
+    assert resolved.grid is None and resolved.expected_trials == 3
+    space, search = experiment.default_search(resolved, "min")
+    assert space["lam"] == 0.5 and space["embedder_init"] == "source" and space["meta_grad"] == "exact"
+    assert space["seed"] == {"grid_search": [0, 1, 2]} and "search_alg" not in search
+    with pytest.raises(ValueError, match="exclude each other"):
+        SweepSpec(method="mona", data_dir=str(tmp_path), at_defaults=True, sensitivity="lam=0,1", **TOY).resolve()
+
+
+@pytest.mark.ray
+def test_compare_runs_each_method_at_its_defaults_and_reports(ray_local, tmp_path, capsys):
+    code = compare.main(["--task", "test_toy_task", "--methods", "finetune,finetune++", "--seeds", "2",
+                         "--baseline", "finetune", "--scale", "mini", "--max-epochs", "1",
+                         "--max-train-samples", "64", "--data-dir", str(tmp_path / "d"),
+                         "--storage", str(tmp_path / "r"), "--name", "cmp", "--set", "stage2_lr=0.01"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "| finetune | mini |" in out and "| finetune++ | mini |" in out and "paired" in out
+    trials = compare.read_experiments(str(tmp_path / "r"), ["cmp-finetune", "cmp-finetune++"])
+    assert sorted(trials["config/seed"]) == [0, 0, 1, 1] and (trials["status"] == "completed").all()
+    assert (trials["config/stage2_lr"] == 0.01).all()
