@@ -128,7 +128,7 @@ def summarise(resolved, trials) -> None:
                    if k.startswith("config/") and k[len("config/"):] not in constants and _is_set(v)}
         print(f"Best trial {row['trial_id']} ({row['status']}): best val_metric={row['best_val_metric']:.4g}, "
               f"test_metric={row['test_metric']:.4g}")
-        print(f"  searched config: {sampled}")
+        print(f"  {'config (held)' if resolved.repeats else 'searched config'}: {sampled}")
     for row in trials[trials["status"] == "error"].itertuples() if len(trials) else ():
         print(f"Trial {row.trial_id} error: {_last_line(row.error)}")
     print(f"Results store: {store_dir(resolved.storage, resolved.name)} (tuner.store.read_trials / read_history)")
