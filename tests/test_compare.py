@@ -37,6 +37,15 @@ def test_report_statistics_by_hand():
     assert "| C | mini | b | 14.33 ± 10.02 |" in text and "not comparable with the papers' numbers" in text
 
 
+def test_report_keeps_experiments_of_one_method_apart():
+    a = pd.DataFrame(_rows("A", [10, 20, 30])).assign(experiment="base")
+    b1 = pd.DataFrame(_rows("B", [8, 17, 29])).assign(experiment="b-default")
+    b2 = pd.DataFrame(_rows("B", [4, 15, 24])).assign(experiment="b-ablation")
+    table = compare.comparison(pd.concat([a, b1, b2]), "A").set_index("method")
+    assert list(table.index) == ["A", "B (b-default)", "B (b-ablation)"]
+    assert table.loc["B (b-ablation)", "diff"] == pytest.approx(-17 / 3) and table.loc["B (b-default)", "n"] == 3
+
+
 def test_report_refuses_a_missing_baseline_and_several_tasks():
     trials = pd.DataFrame(_rows("A", [1, 2]))
     with pytest.raises(ValueError, match="baseline 'finetune\\+\\+' has no completed trial"):

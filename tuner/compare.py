@@ -47,8 +47,9 @@ def mean_ci(values: pd.Series) -> tuple[float, float, float, int]:
 
 
 def comparison(trials: pd.DataFrame, baseline: str) -> pd.DataFrame:
-    """One row per method (completed trials only): mean, std, 95% CI, n of the test metric, and
-    the paired difference to ``baseline`` over the seeds both completed.
+    """One row per experiment (``row_labels``; completed trials only): mean, std, 95% CI, n of
+    the test metric, and the paired difference to ``baseline`` (a row label) over the seeds
+    both completed.
 
     Raises:
         ValueError: more than one task, or the baseline has no completed trial.
@@ -57,12 +58,13 @@ def comparison(trials: pd.DataFrame, baseline: str) -> pd.DataFrame:
     if len(tasks) != 1:
         raise ValueError(f"a comparison is on one task; found {sorted(map(str, tasks))}")
     mode = get_metric(get_task(str(tasks[0])).metric).mode
+    trials = trials.assign(label=row_labels(trials))
     done = trials[trials["status"] == "completed"]
-    by_seed = done.pivot_table(index="config/seed", columns="method", values="test_metric", aggfunc="mean")
+    by_seed = done.pivot_table(index="config/seed", columns="label", values="test_metric", aggfunc="mean")
     if baseline not in by_seed:
-        raise ValueError(f"baseline {baseline!r} has no completed trial; methods: {sorted(by_seed.columns)}")
+        raise ValueError(f"baseline {baseline!r} has no completed trial; rows: {sorted(by_seed.columns)}")
     rows = []
-    for method, group in trials.groupby("method", sort=False):
+    for method, group in trials.groupby("label", sort=False):
         mean, std, ci, n = mean_ci(group.loc[group["status"] == "completed", "test_metric"])
         row = {"method": method, "scale": _one(group, "scale"), "backbone": _one(group, "backbone"),
                "mean": mean, "std": std, "ci95": ci, "n": n, "left_out": int((group["status"] != "completed").sum())}
@@ -76,6 +78,16 @@ def comparison(trials: pd.DataFrame, baseline: str) -> pd.DataFrame:
                        verdict=_verdict(d_mean, d_ci, better, baseline))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def row_labels(trials: pd.DataFrame) -> pd.Series:
+    """A row per experiment, never pooled: the method's name, or ``method (experiment)`` where
+    one method appears in several experiments (e.g. an ablation beside the default)."""
+    per_method = trials.groupby("method")["experiment"].nunique() if "experiment" in trials else None
+    if per_method is None or (per_method <= 1).all():
+        return trials["method"]
+    repeated = trials["method"].map(per_method) > 1
+    return trials["method"].where(~repeated, trials["method"] + " (" + trials["experiment"] + ")")
 
 
 def _verdict(d_mean: float, d_ci: float, better: bool, baseline: str) -> str:
