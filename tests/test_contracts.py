@@ -111,6 +111,21 @@ def test_every_task_trains_a_step_with_a_tiny_backbone(task, tmp_path):
     trial.stop()
 
 
+@pytest.mark.parametrize("task", ["fsd50k", "deepsea", "darcyflow"])
+def test_pare_trains_an_epoch_on_multi_label_and_dense_tasks(task, tmp_path):
+    """Multi-hot and dense targets: PaRe's loss and its per-epoch OTDD probe (k-means pseudo-labels)."""
+    TINY_FILES[task](tmp_path)
+    spec = get_task(task)
+    config = sample_config("pare", tmp_path, task=task, scale="paper", backbone=TINY_BACKBONES[spec.modality])
+    config.update(stage2_epochs=1, max_train_samples=16, batch_size=4, grad_accum=1, val_fraction=0.5,
+                  warmup_epochs=1)
+    trial = get_method("pare").trainable(config=config)
+    result = trial.train()
+    assert result["finished"] and math.isfinite(result["train_loss"]), result
+    assert math.isfinite(result["otdd_intermediate_source"]) and math.isfinite(result["test_metric"]), result
+    trial.stop()
+
+
 @pytest.mark.parametrize("backbone", list_backbones(include_hidden=True))
 def test_backbone_stem_names_exist(backbone):
     spec = get_backbone(backbone)

@@ -11,13 +11,8 @@ import torch
 from trial_configs import sample_config
 
 from search_spaces import orca as orca_space
-from trainables.orca import (
-    OrcaConfig,
-    kmeans_pseudo_labels,
-    target_labels,
-    token_mean_features,
-    weighted_class_otdd,
-)
+from trainables.orca import OrcaConfig, token_mean_features, weighted_class_otdd
+from trainables.ot.labels import kmeans_pseudo_labels, target_labels
 from trainables.ot.otdd import SourceCache, half_sq_distances, otdd, self_ot_cost
 from trainables.registry import get_method
 

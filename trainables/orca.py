@@ -73,10 +73,10 @@ from torch import nn
 
 from trainables.base import TrialConfig, TwoStageTrainable, make_optimizer
 from trainables.models.crossmodal import to_tokens
+from trainables.ot.labels import target_labels
 from trainables.ot.otdd import SourceCache, check_solver
 
 MIN_CLASS_SAMPLES = 2  # ORCA skips target classes with a single sample (``if feats.shape[0] > 1``)
-MINIBATCH_KMEANS_ABOVE = 10_000  # ORCA's ``infer_labels`` switches to MiniBatchKMeans above this
 SOURCE_CHUNK = 256  # source images per no-grad forward of the frozen source embedder
 
 
@@ -127,41 +127,6 @@ def source_features(embedder: nn.Module, x: torch.Tensor, layout: str, device: t
     embedder.eval()
     return torch.cat([token_mean_features(embedder, x[i:i + chunk].to(device), layout)
                       for i in range(0, len(x), chunk)])
-
-
-def kmeans_pseudo_labels(y: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """ORCA's ``infer_labels``: k-means on the flattened targets.
-
-    Args:
-        y: (N, ...) regression / dense / multi-label targets.
-        k: number of clusters (ORCA: 10).
-        seed: k-means seed (ORCA's call is unseeded).
-
-    Returns:
-        (N,) int64 cluster indices in 0..k-1.
-
-    Raises:
-        ValueError: fewer than ``k`` samples.
-    """
-    from sklearn.cluster import KMeans, MiniBatchKMeans
-
-    flat = np.asarray(y, dtype=np.float64).reshape(len(y), -1)  # (N, ...) -> (N, prod(...))
-    if len(flat) < k:
-        raise ValueError(f"k-means pseudo-labels need at least k={k} training samples, got {len(flat)}; "
-                         "lower num_pseudo_labels")
-    if len(flat) > MINIBATCH_KMEANS_ABOVE:
-        model = MiniBatchKMeans(n_clusters=k, batch_size=MINIBATCH_KMEANS_ABOVE, random_state=seed, n_init="auto")
-    else:
-        model = KMeans(n_clusters=k, random_state=seed, n_init="auto")
-    return model.fit_predict(flat).astype(np.int64)
-
-
-def target_labels(y: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Class labels for OTDD: integer 1-D targets as they are, anything else k-means clusters."""
-    y = np.asarray(y)
-    if y.ndim == 1 and np.issubdtype(y.dtype, np.integer):
-        return y.astype(np.int64)
-    return kmeans_pseudo_labels(y, k, seed)
 
 
 @dataclass(frozen=True)
