@@ -11,10 +11,15 @@ Ranges and where they come from (MoNA, Ma et al., ICML 2024, arXiv 2406.18864):
   al. 2017 use 0.01 on MiniImageNet, 0.4 on Omniglot); beyond that one plain SGD step on a
   pretrained encoder overshoots. Default 1e-2 (MAML's MiniImageNet value).
 - ``inner_steps`` (S): {1, 2, 3, 5}, the steps of Fig. 6(c); the paper uses S = 1.
-- ``meta_grad``: a constant, ``"exact"``. The two modes estimate the same gradient (the
-  finite-difference one is a cheaper-in-memory approximation, valid for S = 1 only), so
-  searching between them would spend trials on a numerical choice, not a hyperparameter.
-  ``"finite_difference"`` is for memory-bound runs; ``MonaConfig`` accepts it.
+- ``meta_grad``: a constant, ``"exact"`` (autograd through the inner loop, any S). The modes
+  compute the same gradient, so searching between them would spend trials on a numerical
+  choice, not a hyperparameter. ``--set meta_grad=jvp`` (S = 1) is exact too, with no second
+  backward graph: the low-memory mode for every backbone. ``"finite_difference"`` (S = 1,
+  central differences) is only right on smooth networks and is refused on ReLU-family ones
+  such as the embedded default's EfficientNet-Lite0 (measured ~44x off there).
+- ``inner_loss`` (True) and ``outer_loss`` ("align_uniform"; "supcon", "davies_bouldin"):
+  constants for MoNA's Table 6 ablations, e.g. ``--set inner_loss=false`` or
+  ``--sensitivity outer_loss=align_uniform,supcon,davies_bouldin``.
 - ``stage1_lr``: the paper uses AdamW 3e-5 on every task (§A.1). Paper scale: log-uniform on
   [3e-6, 3e-4], one decade either side of 3e-5, default 3e-5, whatever the task's stage-2 lr
   (a multiple of it would exclude 3e-5 for ECG's 1e-6). Embedded default: log-uniform on
@@ -56,7 +61,8 @@ MINI_STAGE1_LR_FACTORS = (0.03, 10.0)  # x the task's stage-2 lr
 MINI_STAGE1_LR_FACTOR = 0.3  # 3e-5 / 1e-4: §A.1 vs Table 9 (Spherical)
 MINI_STAGE1_EPOCHS = (1, 3)
 MINI_STAGE1_EPOCHS_DEFAULT = 2
-CONSTANTS = {"meta_grad": "exact", "source_batch_size": 32, "source_max_samples": 5000}
+CONSTANTS = {"meta_grad": "exact", "inner_loss": True, "outer_loss": "align_uniform",
+             "source_batch_size": 32, "source_max_samples": 5000}
 ALIASES = {"lambda": "lam", "inner_lr": "alpha"}
 
 

@@ -27,12 +27,12 @@ SCRIPTS = {
     "method_step_cost": ("Method step cost", [
         rf"\| plain fine-tune \(stage 2\) \| {NUMBER} \| 1\.00 \| 32 \|",
         rf"\| mona exact \(stage 1\) \| {NUMBER} \| {NUMBER} \|",
-        rf"\| mona finite-difference \(stage 1\) \| {NUMBER} \| {NUMBER} \|",
+        rf"\| mona jvp \(stage 1\) \| {NUMBER} \| {NUMBER} \|",
         rf"\| emb \(stage 1\) \| {NUMBER} \|", rf"\| orca \(stage-1 step\) \| {NUMBER} \|",
         rf"\| pare warm-up \(relaxed top-k\) \| {NUMBER} \|",
-        rf"- MoNA step / plain step: exact {NUMBER}x, finite-difference {NUMBER}x",
-        rf"\| exact \| {NUMBER} \|", rf"\| finite_difference \| {NUMBER} \|",
-        rf"- MoNA finite-difference / exact peak memory: {NUMBER}x"]),
+        rf"- MoNA step / plain step: exact {NUMBER}x, jvp {NUMBER}x",
+        rf"\| exact \| {NUMBER} \|", rf"\| jvp \| {NUMBER} \|",
+        rf"- MoNA jvp / exact peak memory: {NUMBER}x"]),
     "framework_overhead": ("Framework overhead", [
         rf"\| bare loop in the driver \| {NUMBER} \|",
         rf"\| Tune trial: trainable's samples_per_s \(training loop\) \| {NUMBER} \| 1 \| {NUMBER} \|",

@@ -33,29 +33,43 @@ The meta-gradient. L_outer depends on φ_e only through θ_f*(φ_e), and for S =
     ∇_φ L' = ∇_φ L_inner - λ α (∂²L_inner / ∂φ ∂θ_f) v,    v = ∇_θf L_outer(θ_f*).
 
 A first-order (FOMAML) approximation detaches ∇_θ L_inner and drops the second term, i.e.
-all of L_outer's influence: it is not offered. Two modes compute it:
+all of L_outer's influence: it is not offered. Three modes compute it (``meta_grad``):
 
 - ``exact``: autograd through the S inner steps (``torch.func.functional_call`` with
   ``create_graph=True``); any S. Memory grows with the double-backward graph.
+- ``jvp`` (S = 1): the mixed product as a forward-over-reverse derivative, ``torch.func.jvp``
+  of the first-order ∇_φ L_inner along v. Exact as well (equal to ``exact`` to ~1e-13 in
+  float64 on EfficientNet-Lite0 and a GELU ViT), with no second backward graph.
 - ``finite_difference`` (S = 1): the mixed Hessian-vector product by central differences of
   first-order gradients, as DARTS does (Liu et al., ICLR 2019, arXiv 1806.09055, Eq. 8):
   (∂²L_inner/∂φ∂θ_f) v ≈ [∇_φ L_inner(θ_f + εv) - ∇_φ L_inner(θ_f - εv)] / (2ε),
   ε = r / ||v||, r = ``FD_RADIUS`` = 0.01 (DARTS's value). Four first-order passes, no
-  double backward.
+  double backward. Only right on smooth networks: across ReLU6 kinks the quotient sees the
+  jump of the gradient (measured 44x off, cosine 0.11, on EfficientNet-Lite0), so it is
+  refused on networks with such activations (``non_smooth_activations``).
+Attention runs on PyTorch's math kernel during a meta-step (``math_attention``): the fused
+kernels have no second-order derivatives.
+
+Table 6 ablations (``LossDesign``): ``inner_loss`` False drops L_inner from L' (Eq. 5), so
+L' = λ L_outer while the inner step still descends L_inner (the paper: "excluding the
+inner-loop loss L_inner from the total objective of the outer-loop in Eq. (5)");
+``outer_loss`` "supcon" (Khosla et al. 2020, τ = 0.1) or "davies_bouldin" replaces
+alignment + uniformity (``trainables.losses.alignment``).
 
 BatchNorm and dropout: the base puts the encoder in eval mode for stage 1
 (``set_train_mode``), so its BatchNorm uses running statistics; the functional calls replace
 parameters only and use the modules' buffers as they are. The embedder (train mode) updates
 its BatchNorm running statistics exactly once per batch, on the first L_inner forward, as
 Emb does; every further forward of the step (inner steps 2..S, the ±εv passes) runs on
-scratch copies of the buffers, which are discarded.
+scratch copies of the buffers, which are discarded, and the jvp pass with running-statistic
+updates switched off (``frozen_running_stats``: same batch statistics, no buffer write).
 
 Deviations:
     - Eq. (4): Wang & Isola's minimised alignment + uniformity with squared distances, not
       the printed signs and plain norms (``trainables.losses.alignment``).
     - α is not given by the paper: searched (``search_spaces.mona``).
-    - Stage-1 length: the paper's ten epochs (§A.1; "only 5", §4) become 1-3 searched epochs
-      for the CPU budget; the stage-1 lr range is scaled to the task (``search_spaces.mona``).
+    - Stage-1 length: the paper's ten epochs (§A.1; "only 5", §4) are the paper-scale default;
+      the embedded default searches 1-3 epochs for the CPU budget (``search_spaces.mona``).
     - Source surrogate: at mini scale scikit-learn's digits instead of CIFAR-10 (DESIGN §9),
       at most ``source_max_samples`` of them, one random batch of ``source_batch_size`` per
       target batch, drawn from the trial's data RNG.
@@ -66,18 +80,27 @@ Deviations:
 """
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from trainables.base import TrialConfig, TwoStageTrainable
-from trainables.losses.alignment import alignment_loss, uniformity_loss
+from trainables.losses.alignment import (
+    alignment_loss,
+    davies_bouldin_loss,
+    supervised_contrastive_loss,
+    uniformity_loss,
+)
 
-META_GRAD_MODES = ("exact", "finite_difference")
+META_GRAD_MODES = ("exact", "finite_difference", "jvp")
+OUTER_LOSSES = ("align_uniform", "supcon", "davies_bouldin")  # Eq. (4) and Table 6's replacements
 FD_RADIUS = 1e-2  # DARTS: ε = 0.01 / ||v||
 EMBEDDER, ENCODER = "embedder.", "encoder."
 
@@ -87,7 +110,9 @@ class MonaConfig(TrialConfig):
     lam: float  # λ of Eq. (5)
     alpha: float  # α of Eq. (3): the virtual SGD step
     inner_steps: int  # S
-    meta_grad: str  # "exact" | "finite_difference"
+    meta_grad: str  # "exact" | "finite_difference" | "jvp"
+    inner_loss: bool  # L_inner in L' (Eq. 5); False: Table 6's "w/o L_inner"
+    outer_loss: str  # one of OUTER_LOSSES
     stage1_lr: float
     stage1_weight_decay: float
     stage1_epochs: int
@@ -103,12 +128,14 @@ class MonaConfig(TrialConfig):
         super().validate()
         if self.meta_grad not in META_GRAD_MODES:
             raise ValueError(f"meta_grad must be one of {META_GRAD_MODES}, got {self.meta_grad!r}")
-        if self.meta_grad == "finite_difference" and self.inner_steps != 1:
+        if self.meta_grad != "exact" and self.inner_steps != 1:
             raise ValueError(
-                f"meta_grad='finite_difference' needs inner_steps == 1 (it differentiates a single "
-                f"virtual SGD step by central differences), got inner_steps={self.inner_steps}. "
+                f"meta_grad={self.meta_grad!r} needs inner_steps == 1 (it differentiates a single "
+                f"virtual SGD step), got inner_steps={self.inner_steps}. "
                 "Use meta_grad='exact' for more inner steps."
             )
+        if self.outer_loss not in OUTER_LOSSES:
+            raise ValueError(f"outer_loss must be one of {OUTER_LOSSES}, got {self.outer_loss!r}")
         checks = [
             ("lam", self.lam >= 0, ">= 0"), ("alpha", self.alpha > 0, "> 0"),
             ("inner_steps", self.inner_steps >= 1, ">= 1"), ("stage1_lr", self.stage1_lr > 0, "> 0"),
@@ -133,13 +160,21 @@ class MetaBatch:
 
 
 @dataclass(frozen=True)
+class LossDesign:
+    """What L' is made of (Table 6): L_inner in it or not, and which L_outer."""
+
+    inner_loss: bool = True
+    outer_loss: str = "align_uniform"
+
+
+@dataclass(frozen=True)
 class OuterLoss:
+    """L_outer (``total``, by the design's ``outer_loss``); alignment and uniformity always
+    computed too, for the log."""
+
     align: torch.Tensor
     uniform: torch.Tensor
-
-    @property
-    def total(self) -> torch.Tensor:
-        return self.align + self.uniform
+    total: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -240,19 +275,32 @@ def source_features(encoder: nn.Module, params: dict[str, torch.Tensor], source_
 
 
 def outer_loss(encoder: nn.Module, params: dict[str, torch.Tensor], source_embedder: nn.Module,
-               x_s: torch.Tensor, y_s: torch.Tensor) -> OuterLoss:
-    """Eq. (4) in Wang & Isola's minimised form on the source features of ``params``."""
+               x_s: torch.Tensor, y_s: torch.Tensor, kind: str = "align_uniform") -> OuterLoss:
+    """L_outer on the source features of ``params``: Eq. (4) in Wang & Isola's minimised form
+    ("align_uniform"), or Table 6's supervised contrastive ("supcon") / Davies-Bouldin index."""
     f = source_features(encoder, params, source_embedder, x_s)
-    return OuterLoss(alignment_loss(f, y_s), uniformity_loss(f))
+    align, uniform = alignment_loss(f, y_s), uniformity_loss(f)
+    if kind == "align_uniform":
+        return OuterLoss(align, uniform, align + uniform)
+    if kind == "supcon":
+        return OuterLoss(align, uniform, supervised_contrastive_loss(f, y_s))
+    if kind == "davies_bouldin":
+        return OuterLoss(align, uniform, davies_bouldin_loss(f, y_s))
+    raise ValueError(f"outer_loss must be one of {OUTER_LOSSES}, got {kind!r}")
 
 
 def mona_objective(model: nn.Module, source_embedder: nn.Module, params: dict[str, torch.Tensor],
                    batch: MetaBatch, loss_fn, lam: float, alpha: float, steps: int,
-                   create_graph: bool = True) -> Objective:
-    """L'(φ) = λ L_outer(θ_f*(φ)) + L_inner(φ) (Eq. 5), θ* from ``inner_update``."""
+                   create_graph: bool = True, design: LossDesign = LossDesign()) -> Objective:
+    """L'(φ) = λ L_outer(θ_f*(φ)) + L_inner(φ) (Eq. 5), θ* from ``inner_update``.
+
+    Without L_inner (``design.inner_loss`` False, Table 6) L' = λ L_outer: the inner loop
+    still takes its step on L_inner, but L_inner is not in the outer objective.
+    """
     loss_inner, virtual = inner_update(model, params, batch.x, batch.y, loss_fn, alpha, steps, create_graph)
-    outer = outer_loss(model.encoder, encoder_params(virtual), source_embedder, batch.x_s, batch.y_s)
-    return Objective(lam * outer.total + loss_inner, loss_inner, outer)
+    outer = outer_loss(model.encoder, encoder_params(virtual), source_embedder, batch.x_s, batch.y_s, design.outer_loss)
+    total = lam * outer.total + (loss_inner if design.inner_loss else 0.0)
+    return Objective(total, loss_inner, outer)
 
 
 # ---- the meta-gradient -------------------------------------------------------------------------
@@ -262,7 +310,7 @@ def _meta_step(grads, objective: torch.Tensor, inner: torch.Tensor, outer: Outer
 
 
 def meta_gradient_exact(model: nn.Module, source_embedder: nn.Module, batch: MetaBatch, loss_fn,
-                        lam: float, alpha: float, steps: int) -> MetaStep:
+                        lam: float, alpha: float, steps: int, design: LossDesign = LossDesign()) -> MetaStep:
     """∇_φ L' by autograd through the S inner steps (second order, any S).
 
     Returns:
@@ -271,56 +319,150 @@ def meta_gradient_exact(model: nn.Module, source_embedder: nn.Module, batch: Met
     """
     params = meta_params(model)
     phi = [p for n, p in params.items() if n.startswith(EMBEDDER)]
-    obj = mona_objective(model, source_embedder, params, batch, loss_fn, lam, alpha, steps, create_graph=True)
-    grads = torch.autograd.grad(obj.total, phi)
+    obj = mona_objective(model, source_embedder, params, batch, loss_fn, lam, alpha, steps, create_graph=True,
+                         design=design)
+    grads = torch.autograd.grad(obj.total, phi, allow_unused=True)  # unused: λ = 0 without L_inner
+    grads = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, phi)]
     return _meta_step(grads, obj.total, obj.inner, obj.outer)
 
 
-def meta_gradient_finite_difference(model: nn.Module, source_embedder: nn.Module, batch: MetaBatch,
-                                    loss_fn, lam: float, alpha: float, radius: float = FD_RADIUS
-                                    ) -> MetaStep:
-    """∇_φ L' for S = 1, the mixed second derivative by central differences (DARTS).
+@dataclass(frozen=True)
+class FirstOrder:
+    """The first-order part of an S = 1 meta-step: L_inner, its gradients, L_outer at θ_f* and
+    v = ∇_θf L_outer(θ_f*), from plain backward passes (no graph kept between them)."""
 
-    ∇_φ L' = ∇_φ L_inner - λ α [∇_φ L_inner(θ_f + εv) - ∇_φ L_inner(θ_f - εv)] / (2ε),
-    v = ∇_θf L_outer(θ_f*), ε = ``radius`` / ||v||. Four first-order passes (L_inner, L_outer,
-    and the two shifted L_inner), no double backward.
+    params: dict[str, torch.Tensor]  # meta_params(model)
+    phi_names: list[str]
+    enc_names: list[str]
+    loss_inner: torch.Tensor
+    grad_phi: list[torch.Tensor]  # ∇_φ L_inner, in phi_names order
+    outer: OuterLoss
+    v: tuple[torch.Tensor, ...]  # in enc_names order
 
-    Returns:
-        As ``meta_gradient_exact``.
-    """
+
+def first_order(model: nn.Module, source_embedder: nn.Module, batch: MetaBatch, loss_fn, alpha: float,
+                outer_kind: str) -> FirstOrder:
+    """Steps 1-4 of Alg. 1 for S = 1 with first-order gradients only (the real BatchNorm
+    statistics advance once, on the L_inner forward)."""
     params = meta_params(model)
     names = list(params)
     phi_names = [n for n in names if n.startswith(EMBEDDER)]
     enc_names = [n for n in names if n.startswith(ENCODER)]
-    phi = [params[n] for n in phi_names]
-
-    # 1-2: L_inner, its first-order gradients (φ_e and θ_f; the predictor's step is never
-    # read for S = 1), and one virtual step of the encoder.
+    # L_inner and its gradients w.r.t. φ_e and θ_f (the predictor's step is never read for S = 1)
     loss_inner = task_loss(model, params, batch.x, batch.y, loss_fn)
     wrt = phi_names + enc_names
     grads = dict(zip(wrt, torch.autograd.grad(loss_inner, [params[n] for n in wrt])))
     virtual = {n: (params[n] - alpha * grads[n]).detach().requires_grad_(True) for n in enc_names}
-    # 3-4: L_outer at θ_f* and v = ∇_θf L_outer(θ_f*).
-    outer = outer_loss(model.encoder, encoder_params(virtual), source_embedder, batch.x_s, batch.y_s)
+    outer = outer_loss(model.encoder, encoder_params(virtual), source_embedder, batch.x_s, batch.y_s, outer_kind)
     v = torch.autograd.grad(outer.total, [virtual[n] for n in enc_names])
-    v_norm = torch.sqrt(sum((t * t).sum() for t in v))
+    return FirstOrder(params, phi_names, enc_names, loss_inner, [grads[n] for n in phi_names], outer, v)
 
-    # 5: (∂²L_inner/∂φ∂θ_f) v by central differences of ∇_φ L_inner along ±εv.
+
+def _combine(fo: FirstOrder, mixed: list[torch.Tensor], lam: float, alpha: float, design: LossDesign) -> MetaStep:
+    """∇_φ L' = [∇_φ L_inner] - λ α (∂²L_inner/∂φ∂θ_f) v, the bracket only with L_inner in L'."""
+    inner = fo.grad_phi if design.inner_loss else [torch.zeros_like(g) for g in fo.grad_phi]
+    meta = [g - lam * alpha * h for g, h in zip(inner, mixed)]
+    total = lam * fo.outer.total + (fo.loss_inner if design.inner_loss else 0.0)
+    return _meta_step(meta, torch.as_tensor(total), fo.loss_inner, fo.outer)
+
+
+def meta_gradient_finite_difference(model: nn.Module, source_embedder: nn.Module, batch: MetaBatch,
+                                    loss_fn, lam: float, alpha: float, radius: float = FD_RADIUS,
+                                    design: LossDesign = LossDesign()) -> MetaStep:
+    """∇_φ L' for S = 1, the mixed second derivative by central differences (DARTS).
+
+    ∇_φ L' = ∇_φ L_inner - λ α [∇_φ L_inner(θ_f + εv) - ∇_φ L_inner(θ_f - εv)] / (2ε),
+    v = ∇_θf L_outer(θ_f*), ε = ``radius`` / ||v||. Four first-order passes (L_inner, L_outer,
+    and the two shifted L_inner), no double backward. Valid on smooth networks only: across
+    ReLU/ReLU6 kinks the difference quotient does not converge to the mixed derivative
+    (``MonaTrainable`` refuses this mode there; use "jvp").
+
+    Returns:
+        As ``meta_gradient_exact``.
+    """
+    fo = first_order(model, source_embedder, batch, loss_fn, alpha, design.outer_loss)
+    phi = [fo.params[n] for n in fo.phi_names]
+    v_norm = torch.sqrt(sum((t * t).sum() for t in fo.v))
     if v_norm > 0:
         eps = radius / v_norm
-        fixed = {n: params[n].detach() for n in names if not n.startswith(EMBEDDER)}
+        fixed = {n: p.detach() for n, p in fo.params.items() if not n.startswith(EMBEDDER)}
 
         def grad_phi_shifted(sign: float) -> tuple[torch.Tensor, ...]:
-            shifted = {**fixed, **{n: fixed[n] + sign * eps * vn for n, vn in zip(enc_names, v)}}
-            loss = task_loss(model, {**shifted, **dict(zip(phi_names, phi))}, batch.x, batch.y, loss_fn,
+            shifted = {**fixed, **{n: fixed[n] + sign * eps * vn for n, vn in zip(fo.enc_names, fo.v)}}
+            loss = task_loss(model, {**shifted, **dict(zip(fo.phi_names, phi))}, batch.x, batch.y, loss_fn,
                              buffers=scratch_buffers(model))
             return torch.autograd.grad(loss, phi)
 
-        hvp = [(gp - gm) / (2 * eps) for gp, gm in zip(grad_phi_shifted(1.0), grad_phi_shifted(-1.0))]
+        mixed = [(gp - gm) / (2 * eps) for gp, gm in zip(grad_phi_shifted(1.0), grad_phi_shifted(-1.0))]
     else:  # L_outer is flat in θ_f: no second-order term
-        hvp = [torch.zeros_like(p) for p in phi]
-    meta = [grads[n] - lam * alpha * h for n, h in zip(phi_names, hvp)]
-    return _meta_step(meta, lam * outer.total + loss_inner, loss_inner, outer)
+        mixed = [torch.zeros_like(p) for p in phi]
+    return _combine(fo, mixed, lam, alpha, design)
+
+
+def meta_gradient_jvp(model: nn.Module, source_embedder: nn.Module, batch: MetaBatch, loss_fn,
+                      lam: float, alpha: float, design: LossDesign = LossDesign()) -> MetaStep:
+    """∇_φ L' for S = 1, the mixed second derivative as a forward-over-reverse product.
+
+    (∂²L_inner/∂φ∂θ_f) v = d/dt ∇_φ L_inner(φ, θ_f + t v) at t = 0: ``torch.func.jvp`` of the
+    first-order gradient (``torch.func.grad``) along v. Exact (no truncation, right across
+    ReLU6 kinks where central differences fail) and with no second backward graph: memory of
+    a first-order pass with forward tangents.
+
+    Returns:
+        As ``meta_gradient_exact``.
+    """
+    fo = first_order(model, source_embedder, batch, loss_fn, alpha, design.outer_loss)
+    fixed = {n: p.detach() for n, p in fo.params.items() if not n.startswith(EMBEDDER)}
+    phi = {n: fo.params[n].detach() for n in fo.phi_names}
+
+    def grad_phi(encoder: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        def loss_of_phi(p: dict[str, torch.Tensor]) -> torch.Tensor:
+            return task_loss(model, {**fixed, **encoder, **p}, batch.x, batch.y, loss_fn)
+        return torch.func.grad(loss_of_phi)(phi)
+
+    theta_f = {n: fixed[n] for n in fo.enc_names}
+    with frozen_running_stats(model):  # the real statistics advanced in first_order
+        _, mixed = torch.func.jvp(grad_phi, (theta_f,), (dict(zip(fo.enc_names, fo.v)),))
+    return _combine(fo, [mixed[n] for n in fo.phi_names], lam, alpha, design)
+
+
+def math_attention():
+    """Scaled-dot-product attention on PyTorch's math backend: the fused kernels (flash,
+    memory-efficient; timm's ViT/Swin and transformers use them through
+    ``F.scaled_dot_product_attention``) have no double backward and no forward-mode
+    derivative of their backward, which the exact and jvp meta-gradients need (measured on a
+    timm ViT on CPU: "derivative for aten::_scaled_dot_product_flash_attention_for_cpu_backward
+    is not implemented"). Same values, more memory for attention."""
+    return sdpa_kernel([SDPBackend.MATH])
+
+
+@contextlib.contextmanager
+def frozen_running_stats(model: nn.Module) -> Iterator[None]:
+    """BatchNorm layers in train mode keep normalising with batch statistics but update no
+    running statistic (``track_running_stats`` off, as torch's and timm's BatchNorm read it):
+    the same function of the inputs, with no in-place buffer write, which ``torch.func``
+    transforms refuse."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    for m in norms:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.track_running_stats = True
+
+
+# Activations whose gradient jumps (ReLU family, hard sigmoid/swish/tanh), by class name so that
+# timm's own versions (HardSwish, HardSigmoid, HardMish) count too.
+NON_SMOOTH = ("ReLU", "ReLU6", "LeakyReLU", "PReLU", "RReLU", "Hardswish", "HardSwish", "Hardsigmoid",
+              "HardSigmoid", "Hardtanh", "HardMish", "Threshold", "Hardshrink", "Softshrink")
+
+
+def non_smooth_activations(model: nn.Module) -> list[str]:
+    """The activation types in ``model`` whose gradient jumps at a kink. Central differences of
+    gradients across such a kink see the jump, not the (almost everywhere zero) second
+    derivative autograd and ``torch.func`` compute: the finite-difference mode is wrong there."""
+    return sorted({type(m).__name__ for m in model.modules() if type(m).__name__ in NON_SMOOTH})
 
 
 # ---- the Trainable ----------------------------------------------------------------------------
@@ -332,6 +474,18 @@ class MonaTrainable(TwoStageTrainable):
     loss_part_keys = ("loss_inner", "loss_outer", "loss_align", "loss_uniform")
 
     def setup_method(self) -> None:
+        """Refuse central differences on a network with kinks; load the source surrogate.
+
+        Raises:
+            ValueError: ``meta_grad="finite_difference"`` on a non-smooth network (one line).
+        """
+        kinks = non_smooth_activations(self.model) if self.cfg.meta_grad == "finite_difference" else []
+        if kinks:
+            raise ValueError(
+                f"meta_grad='finite_difference' is wrong on {self.cfg.backbone}: its {', '.join(kinks)} "
+                "activations have kinks where central differences are not second derivatives (measured "
+                "~29x off on EfficientNet-Lite0). Use --set meta_grad=jvp (exact, no second backward).")
+        self.design = LossDesign(self.cfg.inner_loss, self.cfg.outer_loss)
         self.load_source(self.cfg.source_max_samples)
 
     def stage1_optimizer(self) -> torch.optim.Optimizer:
@@ -339,13 +493,20 @@ class MonaTrainable(TwoStageTrainable):
                                  weight_decay=self.cfg.stage1_weight_decay)
 
     def meta_gradient(self, batch: MetaBatch) -> MetaStep:
-        """∇_φ L' on ``batch`` with the configured mode."""
+        """∇_φ L' on ``batch`` with the configured mode (attention on the math kernel)."""
+        with math_attention():
+            return self._meta_gradient(batch)
+
+    def _meta_gradient(self, batch: MetaBatch) -> MetaStep:
         cfg = self.cfg
         if cfg.meta_grad == "exact":
             return meta_gradient_exact(self.model, self.source_embedder, batch, self.loss_fn,
-                                       cfg.lam, cfg.alpha, cfg.inner_steps)
+                                       cfg.lam, cfg.alpha, cfg.inner_steps, design=self.design)
+        if cfg.meta_grad == "jvp":
+            return meta_gradient_jvp(self.model, self.source_embedder, batch, self.loss_fn, cfg.lam, cfg.alpha,
+                                     design=self.design)
         return meta_gradient_finite_difference(self.model, self.source_embedder, batch, self.loss_fn,
-                                               cfg.lam, cfg.alpha)
+                                               cfg.lam, cfg.alpha, design=self.design)
 
     def stage1_epoch(self) -> dict:
         """One epoch of Alg. 1's stage 1: one meta-step on φ_e per target batch."""

@@ -1,4 +1,5 @@
-"""Alignment and uniformity of L2-normalised features: MoNA's outer-loop loss (Eq. 4).
+"""MoNA's outer-loop losses on L2-normalised features: alignment + uniformity (Eq. 4), and the
+two replacements of its Table 6 ablation (supervised contrastive, Davies-Bouldin index).
 
 Paper: Wang & Isola, "Understanding Contrastive Representation Learning through Alignment and
 Uniformity on the Hypersphere" (ICML 2020, arXiv 2005.10242), Eq. (4)-(5) with α = 2, t = 2;
@@ -33,6 +34,8 @@ import math
 import torch
 
 UNIFORMITY_T = 2.0  # Wang & Isola's t; MoNA Eq. (4) uses exp(-2 ·)
+SUPCON_TEMPERATURE = 0.1  # Khosla et al. 2020 (their ImageNet setting); MoNA gives none
+DB_EPS = 1e-12  # inside square roots: a class of one sample has spread 0, where sqrt has no derivative
 
 
 def pairwise_sq_distances(f: torch.Tensor) -> torch.Tensor:
@@ -110,3 +113,60 @@ def uniformity_loss(f: torch.Tensor, t: float = UNIFORMITY_T) -> torch.Tensor:
     logits = logits.masked_fill(eye, float("-inf"))  # drop i = j
     # log( sum_{i≠j} exp(.) / (B (B - 1)) )
     return torch.logsumexp(logits.flatten(), dim=0) - math.log(b * (b - 1))
+
+
+def supervised_contrastive_loss(f: torch.Tensor, y: torch.Tensor, temperature: float = SUPCON_TEMPERATURE
+                                ) -> torch.Tensor:
+    """Khosla et al. (NeurIPS 2020, arXiv 2004.11362) Eq. (2), L^sup_out, on unit features.
+
+    For each anchor i with positives P(i) = {p ≠ i: y_p = y_i}:
+    L_i = -1/|P(i)| sum_{p in P(i)} log[exp(f_i·f_p / τ) / sum_{a ≠ i} exp(f_i·f_a / τ)],
+    averaged over the anchors that have a positive (MoNA Table 6, "contrastive loss").
+
+    Returns:
+        Scalar; 0 (attached to the graph) when no two samples share a label.
+
+    Example:
+        >>> f = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+        >>> round(float(supervised_contrastive_loss(f, torch.tensor([0, 0, 1]), temperature=1.0)), 4)
+        0.3133
+    """
+    _check_batch(f)
+    eye = torch.eye(len(f), dtype=torch.bool, device=f.device)
+    logits = (f @ f.T / temperature).masked_fill(eye, float("-inf"))  # (B, B), a ≠ i
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    positive = (y[:, None] == y[None, :]) & ~eye
+    count = positive.sum(1)  # (B,)
+    per_anchor = -(log_prob.masked_fill(~positive, 0.0)).sum(1) / count.clamp_min(1)
+    has = count > 0
+    return (per_anchor * has).sum() / has.sum().clamp_min(1)
+
+
+def davies_bouldin_loss(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The Davies-Bouldin index of ``f`` clustered by ``y`` (MoNA Table 6, "clustering metric").
+
+    DB = mean_i max_{j ≠ i} (s_i + s_j) / ||μ_i - μ_j||, over the classes present, with μ_c
+    a class's mean feature and s_c the mean Euclidean distance of its features to μ_c
+    (Davies & Bouldin 1979; scikit-learn's ``davies_bouldin_score``). Lower is better
+    clustering, so it is minimised as is.
+
+    Raises:
+        ValueError: fewer than two classes in the batch.
+
+    Example:
+        >>> f = torch.tensor([[0.0, 1.0], [0.0, -1.0], [3.0, 1.0], [3.0, -1.0]])
+        >>> round(float(davies_bouldin_loss(f, torch.tensor([0, 0, 1, 1]))), 4)  # (1 + 1) / 3
+        0.6667
+    """
+    _check_batch(f)
+    classes = torch.unique(y)
+    if len(classes) < 2:
+        raise ValueError(f"the Davies-Bouldin index needs two classes in the batch, got {len(classes)}")
+    onehot = (y[:, None] == classes[None, :]).to(f.dtype)  # (B, C)
+    centroids = onehot.T @ f / onehot.sum(0)[:, None]  # (C, D)
+    dist = torch.sqrt(((f[:, None, :] - centroids[None, :, :]) ** 2).sum(-1) + DB_EPS)  # (B, C)
+    spread = (dist * onehot).sum(0) / onehot.sum(0)  # (C,)
+    sep = torch.sqrt(((centroids[:, None, :] - centroids[None, :, :]) ** 2).sum(-1) + DB_EPS)  # (C, C)
+    ratio = (spread[:, None] + spread[None, :]) / sep
+    ratio = ratio.masked_fill(torch.eye(len(classes), dtype=torch.bool, device=f.device), float("-inf"))
+    return ratio.max(dim=1).values.mean()
