@@ -1,5 +1,5 @@
 """Figure 2 of issue #8: what one stage-1 step of each method costs next to a plain fine-tune step,
-and the peak memory of MoNA's low-memory (jvp) meta-gradient next to the exact one.
+and the peak memory of MoNA's forward-over-reverse (jvp) meta-gradient next to the exact one.
 
 Setup: the embedded default (Spherical MNIST 1x32x32, EfficientNet-Lite0; ``--quick``: the toy
 task on the tiny random ``test_efficientnet``), batch 32, one thread, every trainable built from
@@ -19,8 +19,8 @@ source-surrogate batch where a method uses one). Timed in interleaved rounds, me
 
 Memory: each mode runs in its own subprocess (``--memory-probe MODE``): RSS before the first step,
 then the peak RSS over N steps (``VmHWM`` after resetting it, else ``ru_maxrss``); the figure is
-the peak increase of jvp over that of exact. Targets: MoNA <= 4x plain; the low-memory mode
-<= 0.6x of exact's memory (the target set for finite differences, which jvp replaces).
+the peak increase of jvp over that of exact. Targets: MoNA <= 4x plain; <= 0.6x of exact's
+memory (the target once set for finite differences, which were wrong on this ReLU6 network).
 
     python -m bench.method_step_cost [--quick] [--no-record]
 """
