@@ -89,7 +89,7 @@ def test_losses_follow_orca_not_the_shifted_table8_row():
 
 @pytest.mark.parametrize("task", TASK_NAMES)
 def test_scale_mini_is_refused(task, tmp_path):
-    with pytest.raises(ValueError, match="scale 'paper'"):
+    with pytest.raises(ValueError, match=r"no scale 'mini'\. Valid scales: paper \(it has no embedded"):
         TASKS.get(task).loader(tmp_path, "mini", 0)
 
 

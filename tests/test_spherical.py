@@ -309,12 +309,12 @@ def _no_test_split(d):
 @pytest.mark.parametrize(
     "corrupt, found",
     [
-        (_drop_labels, "lacks ['labels']"),
+        (_drop_labels, "key 'labels' in 'test' to be present"),
         (_wrong_shape, "(20, 3, 32, 32)"),
         (_wrong_ndim, "(20, 60, 60)"),
         (_label_out_of_range, ", 100]"),
         (_negative_label, "[-1,"),
-        (_length_mismatch, "20 images but 19 labels"),
+        (_length_mismatch, "20 labels (one per image), found 19"),
         (_no_test_split, "'test'"),
     ],
 )

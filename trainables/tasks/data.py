@@ -6,9 +6,16 @@ and ASHA use the validation split; the test split is scored once, at the end of 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from trainables.registry import SCALES, TASKS
+
+SCALE_NOT_AVAILABLE = (
+    "Task {task!r} has no scale {scale!r}. Valid scales: {valid}{why}. Fix: pass {fix}."
+)
+NO_MINI = " (it has no embedded mini variant: it reads its published files, see --data-dir)"
 
 
 @dataclass(frozen=True)
@@ -36,17 +43,12 @@ class RawTask:
 
 
 @dataclass(frozen=True)
-class TaskData:
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    num_outputs: int
-    source: str
-    y_mean: np.ndarray | None = None
-    y_std: np.ndarray | None = None
+class TaskData(RawTask):
+    """A ``RawTask`` whose training data gave up a validation split, ``x_val``/``y_val``
+    (``carve_validation``); model selection and ASHA use it, the test split is scored once."""
+
+    x_val: np.ndarray = field(kw_only=True)
+    y_val: np.ndarray = field(kw_only=True)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -84,6 +86,26 @@ def denormalize(y: np.ndarray, mean: np.ndarray | None, std: np.ndarray | None) 
     if std is None:
         return y
     return y * std + mean
+
+
+def task_scales(task: str) -> tuple[str, ...]:
+    """The scales task ``task`` has: "paper" always, "mini" when its ``TaskSpec.has_mini``."""
+    has_mini = TASKS.get(task).has_mini
+    return tuple(s for s in SCALES if s == "paper" or has_mini)
+
+
+def require_scale(task: str, scale: str) -> None:
+    """Refuse a scale task ``task`` does not have; every loader calls this first.
+
+    Raises:
+        ValueError: naming the task, the scale, the task's valid scales and the fix.
+    """
+    valid = task_scales(task)
+    if scale not in valid:
+        why = "" if "mini" in valid else NO_MINI
+        fix = " or ".join(f"--scale {s}" for s in valid)
+        raise ValueError(SCALE_NOT_AVAILABLE.format(task=task, scale=scale, valid=", ".join(valid),
+                                                    why=why, fix=fix))
 
 
 def load_task(name: str, data_root, scale: str, data_seed: int, val_fraction: float) -> TaskData:

@@ -20,11 +20,12 @@ satellite  1D    1 x 46          24       cross_entropy       error_rate
 deepsea    1D    4 x 1000        36       bce_pos4            one_minus_auroc_labels
 =========  ====  ==============  =======  ==================  ==========================
 
-Every file is checked on reading: a missing file raises ``DataError`` naming the file, the
-directory looked in and where to get it; a malformed one (missing key, wrong per-sample
-shape, labels out of range, NaN) names the file, the key, and what was expected and found.
-Pickles (CIFAR-100 batches, ECG, PSICOV features, object ``.npy`` files) are read only
-through ``safe_pickle.restricted_load``: numpy arrays and plain containers, nothing else.
+Every file is checked on reading, with the checks of ``trainables.tasks.files``: a missing
+file raises ``DataError`` naming the file, the directory looked in and where to get it; a
+malformed one (missing key, wrong per-sample shape, labels out of range, NaN) names the
+file, the key, and what was expected and found. Pickles (CIFAR-100 batches, ECG, PSICOV
+features, object ``.npy`` files) are read only through ``safe_pickle.restricted_load``:
+numpy arrays and plain containers, nothing else.
 The published train/test split is kept; the validation split is carved from the training
 data by ``carve_validation`` (ORCA's own validation carving and its model selection on the
 test set are not used). Where ORCA folds a published validation file into training
@@ -81,17 +82,27 @@ import csv
 import json
 import logging
 import os
-import pickle
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from trainables.errors import DataError
-from trainables.registry import SCALES, register_task
-from trainables.tasks.data import RawTask
-from trainables.tasks.safe_pickle import restricted_load
+from trainables.registry import register_task
+from trainables.tasks.data import RawTask, require_scale
+from trainables.tasks.files import (
+    check_array,
+    check_binary,
+    check_finite,
+    class_labels,
+    describe,
+    get_key,
+    malformed,
+    read_npy,
+    read_pickle,
+    require_file,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -100,134 +111,33 @@ NB360_S3 = "https://pde-xd.s3.amazonaws.com"  # where ORCA's loaders download fr
 PAPER = "NAS-Bench-360 (Tu et al., NeurIPS 2022); ORCA (Shen et al., ICML 2023)"
 
 
-# ------------------------------------------------------------------------- shared checks
+def _table9(batch: int, epochs: int, accum: int, optimizer: str, lr: float, wd: float,
+            **extra: Any) -> dict[str, Any]:
+    """A column of MoNA's Table 9 as stage-2 defaults (plus task-specific ``extra`` keys)."""
+    return {"lr": lr, "weight_decay": wd, "batch_size": batch, "grad_accum": accum,
+            "epochs": epochs, "optimizer": optimizer, **extra}
 
 
-def _paper_only(task: str, scale: str) -> None:
-    """Raise ``ValueError`` unless ``scale`` is "paper" (these tasks have no embedded variant)."""
-    if scale != "paper":
-        raise ValueError(
-            f"Task {task!r} exists only at scale 'paper' (its published files); got scale "
-            f"{scale!r} (scales: {', '.join(SCALES)}). Fix: use --scale paper with --data-dir."
-        )
+# MoNA (arXiv 2024) Appendix Table 9, stage-2 fine-tuning: batch size, epochs, gradient
+# accumulation, optimizer, learning rate, weight decay.
+TABLE9 = {
+    "cifar100": _table9(32, 60, 32, "sgd", 1e-4, 1e-3),
+    "ninapro": _table9(32, 60, 1, "adam", 1e-4, 1e-5),
+    "fsd50k": _table9(32, 100, 1, "adam", 1e-4, 5e-5),
+    "darcyflow": _table9(4, 100, 1, "adamw", 1e-3, 5e-3),
+    "psicov": _table9(1, 10, 32, "adam", 5e-6, 1e-5),
+    "cosmic": _table9(4, 60, 1, "adamw", 1e-3, 0.0),
+    # target_seq_len: ORCA's configs/ecg.yaml, 1000 samples -> 50 tokens of 20
+    "ecg": _table9(4, 15, 16, "sgd", 1e-6, 1e-1, target_seq_len=64),
+    "satellite": _table9(16, 60, 4, "adamw", 3e-5, 3e-6),
+    "deepsea": _table9(16, 13, 1, "adam", 1e-5, 0.0),
+}
 
 
-def _require(root: Path, rel: str, task: str, source: str) -> Path:
-    """``root / rel`` if it exists, else a ``DataError`` naming it and where to get it."""
-    path = root / rel
-    if not path.exists():
-        raise DataError(
-            f"Task {task!r} needs {rel}, not found in the data directory {root} (looked for "
-            f"{path}). Fix: download it ({source}) into {root}, or pass --data-dir pointing "
-            "at the directory that holds it."
-        )
-    return path
-
-
-def _malformed(path: Path, what: str, expected: str, found: str) -> DataError:
-    return DataError(
-        f"Malformed {path}: {what} should be {expected}, found {found}. "
-        "Fix: download the file again."
-    )
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, np.ndarray):
-        return f"an array of dtype {value.dtype} and shape {value.shape}"
-    return f"a {type(value).__name__}"
-
-
-def _get(container: Any, key: Any, path: Path) -> Any:
-    """``container[key]`` of an unpickled dict, or a ``DataError`` naming the key."""
-    if not isinstance(container, dict):
-        raise _malformed(path, "the top level", f"a dict with key {key!r}", _describe(container))
-    if key not in container:
-        keys = sorted(map(repr, container))
-        raise _malformed(path, f"key {key!r}", "present", f"only keys {', '.join(keys)}")
-    return container[key]
-
-
-def _array(value: Any, path: Path, what: str, tail: tuple[int | None, ...],
-           kinds: str = "uifb") -> np.ndarray:
-    """Check that ``value`` is a numeric (N, *tail) array (None in ``tail``: any size)."""
-    dims = ", ".join("*" if t is None else str(t) for t in tail)
-    expected = f"a numeric array of shape (N{', ' if tail else ''}{dims})"
-    if not isinstance(value, np.ndarray) or value.dtype.kind not in kinds:
-        raise _malformed(path, what, expected, _describe(value))
-    if value.ndim != 1 + len(tail) or any(
-        t is not None and s != t for s, t in zip(value.shape[1:], tail)
-    ):
-        raise _malformed(path, what, expected, f"shape {value.shape}")
-    return value
-
-
-def _finite(arr: np.ndarray, path: Path, what: str) -> None:
-    if arr.dtype.kind in "fc":
-        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-        if bad:
-            raise _malformed(path, what, "finite numbers", f"{bad} NaN or infinite values")
-
-
-def _class_labels(value: Any, num_classes: int, path: Path, what: str, first: int = 0) -> np.ndarray:
-    """Integer labels in [first, first + num_classes), returned shifted to start at 0."""
-    labels = np.asarray(value) if isinstance(value, (list, tuple)) else value
-    labels = _array(labels, path, what, (), kinds="uif")
-    if labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels)):
-        raise _malformed(path, what, "integer class labels", "fractional values")
-    if labels.size and (labels.min() < first or labels.max() >= first + num_classes):
-        raise _malformed(
-            path, what, f"labels in [{first}, {first + num_classes - 1}]",
-            f"range [{labels.min()}, {labels.max()}]",
-        )
-    return labels.astype(np.int64) - first
-
-
-def _binary(arr: np.ndarray, path: Path, what: str) -> None:
-    if arr.size and not np.isin(arr, (0, 1)).all():
-        raise _malformed(path, what, "0/1 values", f"values in [{arr.min()}, {arr.max()}]")
-
-
-def _read_pickle(path: Path, encoding: str = "ASCII") -> Any:
-    """Unpickle ``path`` through ``restricted_load``; failures become ``DataError``."""
-    try:
-        with open(path, "rb") as f:
-            return restricted_load(f, encoding=encoding)
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as err:
-        raise DataError(
-            f"Cannot read {path}: expected a pickle of numpy arrays and plain containers; "
-            f"got {type(err).__name__}: {err}. Fix: download the file again."
-        ) from err
-
-
-def _read_npy(path: Path, encoding: str = "ASCII", mmap: bool = False) -> np.ndarray:
-    """``np.load`` of a ``.npy`` file; object arrays are unpickled by ``restricted_load``.
-
-    ORCA loads these with ``allow_pickle=True``; the pickle inside an object ``.npy`` is
-    the array itself (``numpy.lib.format.read_array``), so it goes through the restricted
-    unpickler instead. Plain arrays are memory-mapped when ``mmap``.
-    """
-    fmt = np.lib.format
-    try:
-        with open(path, "rb") as f:
-            version = fmt.read_magic(f)
-            if version == (1, 0):
-                _, _, dtype = fmt.read_array_header_1_0(f)
-            elif version == (2, 0):
-                _, _, dtype = fmt.read_array_header_2_0(f)
-            else:
-                raise ValueError(f"unsupported .npy format version {version}")
-            if dtype.hasobject:
-                value = restricted_load(f, encoding=encoding)
-                if not isinstance(value, np.ndarray):
-                    raise ValueError(f"the pickle holds {_describe(value)}, not an array")
-                return value
-        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as err:
-        raise DataError(
-            f"Cannot read {path}: expected a .npy array (object arrays may hold only numpy "
-            f"arrays and plain containers); got {type(err).__name__}: {err}. "
-            "Fix: download the file again."
-        ) from err
+def _nb360_task(name: str, paper: str, **meta: Any) -> Callable[[Callable], Callable]:
+    """``register_task`` for a NAS-Bench-360 task: Table 9's defaults, published files only."""
+    return register_task(name, paper=f"{PAPER}; {paper}", defaults=TABLE9[name], has_mini=False,
+                         **meta)
 
 
 # ------------------------------------------------------------------------------ CIFAR-100
@@ -244,16 +154,11 @@ CIFAR_SOURCE = (
 )
 
 
-@register_task(
+@_nb360_task(
     "cifar100", modality="2d", output="classification", input_shape=CIFAR_SHAPE,
     num_outputs=CIFAR_CLASSES, loss="cross_entropy", metric="error_rate",
     data_files=tuple(CIFAR_FILES.values()),
-    paper=f"{PAPER}; Krizhevsky, Learning Multiple Layers of Features from Tiny Images (2009)",
-    defaults={  # MoNA Table 9, CIFAR100: batch 32, 60 epochs, accumulation 32, SGD
-        "lr": 1e-4, "weight_decay": 1e-3, "batch_size": 32, "grad_accum": 32, "epochs": 60,
-        "optimizer": "sgd",
-    },
-    has_mini=False,
+    paper="Krizhevsky, Learning Multiple Layers of Features from Tiny Images (2009)",
 )
 def load_cifar100(data_root: Path, scale: str, seed: int = 0) -> RawTask:
     """CIFAR-100 from the python-version pickles, scaled to [0, 1] and standardised per
@@ -265,11 +170,11 @@ def load_cifar100(data_root: Path, scale: str, seed: int = 0) -> RawTask:
     Raises:
         DataError: if a batch file is missing or malformed.
     """
-    _paper_only("cifar100", scale)
+    require_scale("cifar100", scale)
     root = Path(data_root)
     split = {}
     for name, rel in CIFAR_FILES.items():
-        split[name] = _read_cifar_batch(_require(root, rel, "cifar100", CIFAR_SOURCE))
+        split[name] = _read_cifar_batch(require_file(root, rel, "cifar100", CIFAR_SOURCE))
     return RawTask(
         x_train=split["train"][0], y_train=split["train"][1],
         x_test=split["test"][0], y_test=split["test"][1],
@@ -278,13 +183,13 @@ def load_cifar100(data_root: Path, scale: str, seed: int = 0) -> RawTask:
 
 
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    batch = _read_pickle(path, encoding="bytes")  # keys are bytes: b"data", b"fine_labels"
-    data = _array(_get(batch, b"data", path), path, "key b'data'", (3072,), kinds="u")
-    labels = _class_labels(_get(batch, b"fine_labels", path), CIFAR_CLASSES, path,
-                           "key b'fine_labels'")
+    batch = read_pickle(path, encoding="bytes")  # keys are bytes: b"data", b"fine_labels"
+    data = check_array(get_key(batch, b"data", path), path, "key b'data'", (3072,), kinds="u")
+    labels = class_labels(get_key(batch, b"fine_labels", path), CIFAR_CLASSES, path,
+                          "key b'fine_labels'")
     if len(labels) != len(data):
-        raise _malformed(path, "key b'fine_labels'", f"{len(data)} labels (one per image)",
-                         f"{len(labels)}")
+        raise malformed(path, "key b'fine_labels'", f"{len(data)} labels (one per image)",
+                        f"{len(labels)}")
     x = data.reshape(-1, *CIFAR_SHAPE).astype(np.float32) / np.float32(255.0)  # (N, 3072) -> (N, 3, 32, 32)
     x -= CIFAR_MEAN[:, None, None]
     x /= CIFAR_STD[:, None, None]
@@ -305,16 +210,11 @@ def _ninapro_files(split: str) -> tuple[str, str]:
     return f"{NINAPRO_DIR}/ninapro_{split}.npy", f"{NINAPRO_DIR}/label_{split}.npy"
 
 
-@register_task(
+@_nb360_task(
     "ninapro", modality="2d", output="classification", input_shape=NINAPRO_SHAPE,
     num_outputs=NINAPRO_CLASSES, loss="focal", metric="error_rate",
     data_files=tuple(f for s in NINAPRO_SPLITS for f in _ninapro_files(s)),
-    paper=f"{PAPER}; Atzori et al., NinaPro (2012)",
-    defaults={  # MoNA Table 9, NinaPro: batch 32, 60 epochs, Adam
-        "lr": 1e-4, "weight_decay": 1e-5, "batch_size": 32, "grad_accum": 1, "epochs": 60,
-        "optimizer": "adam",
-    },
-    has_mini=False,
+    paper="Atzori et al., NinaPro (2012)",
 )
 def load_ninapro(data_root: Path, scale: str, seed: int = 0) -> RawTask:
     """NinaPro EMG windows: training = the published train + val files (ORCA without
@@ -323,7 +223,7 @@ def load_ninapro(data_root: Path, scale: str, seed: int = 0) -> RawTask:
     Returns:
         float32 (N, 1, 16, 52) and int64 labels in [0, 18).
     """
-    _paper_only("ninapro", scale)
+    require_scale("ninapro", scale)
     root = Path(data_root)
     parts = {split: _read_ninapro_split(root, split) for split in NINAPRO_SPLITS}
     x_train = np.concatenate([parts["train"][0], parts["val"][0]])
@@ -336,18 +236,18 @@ def load_ninapro(data_root: Path, scale: str, seed: int = 0) -> RawTask:
 
 def _read_ninapro_split(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     data_rel, label_rel = _ninapro_files(split)
-    data_path = _require(root, data_rel, "ninapro", NINAPRO_SOURCE)
-    label_path = _require(root, label_rel, "ninapro", NINAPRO_SOURCE)
-    data = _array(_read_npy(data_path, encoding="bytes", mmap=True), data_path, "the array",
-                  NINAPRO_STORED, kinds="uif")
-    labels = _class_labels(_read_npy(label_path, encoding="bytes"), NINAPRO_CLASSES,
-                           label_path, "the array")
+    data_path = require_file(root, data_rel, "ninapro", NINAPRO_SOURCE)
+    label_path = require_file(root, label_rel, "ninapro", NINAPRO_SOURCE)
+    data = check_array(read_npy(data_path, encoding="bytes", mmap=True), data_path, "the array",
+                       NINAPRO_STORED, kinds="uif")
+    labels = class_labels(read_npy(label_path, encoding="bytes"), NINAPRO_CLASSES,
+                          label_path, "the array")
     if len(labels) != len(data):
-        raise _malformed(label_path, "the array", f"{len(data)} labels (one per window of "
-                         f"{data_path.name})", f"{len(labels)}")
+        raise malformed(label_path, "the array", f"{len(data)} labels (one per window of "
+                        f"{data_path.name})", f"{len(labels)}")
     # (N, 52, 16) -> (N, 1, 16, 52)
     x = np.ascontiguousarray(data.transpose(0, 2, 1), dtype=np.float32)[:, None]
-    _finite(x, data_path, "the array")
+    check_finite(x, data_path, "the array")
     return x, labels
 
 
@@ -375,16 +275,11 @@ FSD_SOURCE = (
 )
 
 
-@register_task(
+@_nb360_task(
     "fsd50k", modality="2d", output="classification", input_shape=FSD_SHAPE,
     num_outputs=FSD_CLASSES, loss="bce_pos10", metric="one_minus_map",
     data_files=(FSD_TRAIN, FSD_TEST, FSD_LABEL_MAP),
-    paper=f"{PAPER}; Fonseca et al., FSD50K (2020)",
-    defaults={  # MoNA Table 9, FSD50K: batch 32, 100 epochs, Adam
-        "lr": 1e-4, "weight_decay": 5e-5, "batch_size": 32, "grad_accum": 1, "epochs": 100,
-        "optimizer": "adam",
-    },
-    has_mini=False,
+    paper="Fonseca et al., FSD50K (2020)",
 )
 def load_fsd50k(data_root: Path, scale: str, seed: int = 0) -> RawTask:
     """FSD50K log-mel spectrograms of 1 s chunks, multi-label (200 classes).
@@ -395,11 +290,11 @@ def load_fsd50k(data_root: Path, scale: str, seed: int = 0) -> RawTask:
     Returns:
         float32 (N, 1, 96, 102) and float32 (N, 200) multi-hot labels.
     """
-    _paper_only("fsd50k", scale)
+    require_scale("fsd50k", scale)
     root = Path(data_root)
-    label_map = _read_fsd_label_map(_require(root, FSD_LABEL_MAP, "fsd50k", FSD_SOURCE))
-    train_rows = _read_fsd_manifest(_require(root, FSD_TRAIN, "fsd50k", FSD_SOURCE))
-    test_rows = _read_fsd_manifest(_require(root, FSD_TEST, "fsd50k", FSD_SOURCE))
+    label_map = _read_fsd_label_map(require_file(root, FSD_LABEL_MAP, "fsd50k", FSD_SOURCE))
+    train_rows = _read_fsd_manifest(require_file(root, FSD_TRAIN, "fsd50k", FSD_SOURCE))
+    test_rows = _read_fsd_manifest(require_file(root, FSD_TEST, "fsd50k", FSD_SOURCE))
     train_rows = _one_chunk_per_clip(train_rows, np.random.default_rng(seed))
     x_train, y_train = _fsd_arrays(root, train_rows, label_map, root / FSD_TRAIN)
     x_test, y_test = _fsd_arrays(root, test_rows, label_map, root / FSD_TEST)
@@ -416,9 +311,9 @@ def _read_fsd_label_map(path: Path) -> dict[str, int]:
         raise DataError(f"Cannot read {path}: expected JSON ({err}). Fix: download it again.") from err
     ok = isinstance(mapping, dict) and all(isinstance(v, int) for v in mapping.values())
     if not ok or sorted(mapping.values()) != list(range(FSD_CLASSES)):
-        found = f"{len(mapping)} entries" if isinstance(mapping, dict) else _describe(mapping)
-        raise _malformed(path, "the label map", f"{FSD_CLASSES} names mapped to 0..{FSD_CLASSES - 1}",
-                         found)
+        found = f"{len(mapping)} entries" if isinstance(mapping, dict) else describe(mapping)
+        raise malformed(path, "the label map", f"{FSD_CLASSES} names mapped to 0..{FSD_CLASSES - 1}",
+                        found)
     return mapping
 
 
@@ -428,11 +323,11 @@ def _read_fsd_manifest(path: Path) -> list[dict[str, str]]:
         reader = csv.DictReader(f)
         missing = [c for c in FSD_COLUMNS if c not in (reader.fieldnames or ())]
         if missing:
-            raise _malformed(path, f"columns {missing}", f"present (columns {list(FSD_COLUMNS)})",
-                             f"columns {reader.fieldnames}")
+            raise malformed(path, f"columns {missing}", f"present (columns {list(FSD_COLUMNS)})",
+                            f"columns {reader.fieldnames}")
         rows = list(reader)
     if not rows:
-        raise _malformed(path, "the manifest", "at least one chunk", "no rows")
+        raise malformed(path, "the manifest", "at least one chunk", "no rows")
     return rows
 
 
@@ -452,8 +347,8 @@ def _fsd_arrays(root: Path, rows: list[dict[str, str]], label_map: dict[str, int
     for i, row in enumerate(rows):
         for name in row["labels"].split(","):
             if name not in label_map:
-                raise _malformed(manifest, f"row {i + 1} column 'labels'",
-                                 "names from chunks/lbl_map.json", repr(name))
+                raise malformed(manifest, f"row {i + 1} column 'labels'",
+                                "names from chunks/lbl_map.json", repr(name))
             y[i, label_map[name]] = 1.0
     x = np.zeros((len(rows), *FSD_SHAPE), dtype=np.float32)  # last column stays 0 (ORCA's F.pad)
     for start in range(0, len(rows), FSD_BATCH):
@@ -479,12 +374,12 @@ def _read_chunk(root: Path, name: str, manifest: Path) -> np.ndarray:
     except (OSError, ValueError) as err:
         raise DataError(f"Cannot read {path}: expected a wav file ({err}). Fix: download it again.") from err
     if rate != FSD_SAMPLE_RATE or data.ndim != 1 or len(data) == 0 or len(data) > FSD_CHUNK:
-        raise _malformed(path, "the audio", f"mono, {FSD_SAMPLE_RATE} Hz, 1 to {FSD_CHUNK} samples",
-                         f"{rate} Hz, shape {data.shape}")
+        raise malformed(path, "the audio", f"mono, {FSD_SAMPLE_RATE} Hz, 1 to {FSD_CHUNK} samples",
+                        f"{rate} Hz, shape {data.shape}")
     audio = _pcm_to_float(data)
     if len(audio) < FSD_CHUNK:
         audio = np.tile(audio, FSD_CHUNK // len(audio) + 1)[:FSD_CHUNK]
-    _finite(audio, path, "the audio")
+    check_finite(audio, path, "the audio")
     return audio
 
 
@@ -565,15 +460,10 @@ DARCY_EPS = 1e-5  # UnitGaussianNormalizer's eps, added to the std
 DARCY_SHAPE = (3, DARCY_SIDE, DARCY_SIDE)  # coefficient, x grid, y grid
 
 
-@register_task(
+@_nb360_task(
     "darcyflow", modality="2d", output="dense", input_shape=DARCY_SHAPE, num_outputs=1,
     loss="relative_l2", metric="relative_l2", data_files=(DARCY_TRAIN, DARCY_TEST),
-    paper=f"{PAPER}; Li et al., Fourier Neural Operator (ICLR 2021)",
-    defaults={  # MoNA Table 9, Darcy Flow: batch 4, 100 epochs, AdamW
-        "lr": 1e-3, "weight_decay": 5e-3, "batch_size": 4, "grad_accum": 1, "epochs": 100,
-        "optimizer": "adamw",
-    },
-    has_mini=False,
+    paper="Li et al., Fourier Neural Operator (ICLR 2021)",
 )
 def load_darcyflow(data_root: Path, scale: str, seed: int = 0) -> RawTask:
     """Darcy flow (FNO data): coefficient field -> solution, subsampled by 5 to 85 x 85.
@@ -586,16 +476,16 @@ def load_darcyflow(data_root: Path, scale: str, seed: int = 0) -> RawTask:
     Returns:
         float32 (N, 3, 85, 85) inputs and (N, 1, 85, 85) standardised solutions.
     """
-    _paper_only("darcyflow", scale)
+    require_scale("darcyflow", scale)
     root = Path(data_root)
     source = f"{NB360_S3}/{{name}}"
-    train_path = _require(root, DARCY_TRAIN, "darcyflow", source.format(name=DARCY_TRAIN))
-    test_path = _require(root, DARCY_TEST, "darcyflow", source.format(name=DARCY_TEST))
+    train_path = require_file(root, DARCY_TRAIN, "darcyflow", source.format(name=DARCY_TRAIN))
+    test_path = require_file(root, DARCY_TEST, "darcyflow", source.format(name=DARCY_TEST))
     coeff_tr, sol_tr = _read_darcy(train_path, DARCY_N_TRAIN)
     coeff_te, sol_te = _read_darcy(test_path, DARCY_N_TEST)
     if len(coeff_tr) < 2:
-        raise _malformed(train_path, "key 'coeff'", "at least 2 samples (to standardise)",
-                         f"{len(coeff_tr)}")
+        raise malformed(train_path, "key 'coeff'", "at least 2 samples (to standardise)",
+                        f"{len(coeff_tr)}")
     x_mean, x_std = _pointwise_stats(coeff_tr)
     y_mean, y_std = _pointwise_stats(sol_tr)
     grid = _darcy_grid()
@@ -635,14 +525,14 @@ def _read_darcy(path: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
     out = []
     for key in DARCY_FIELDS:
         if key not in fields:
-            raise _malformed(path, f"key {key!r}", "present", f"only keys {sorted(fields)}")
-        arr = _array(fields[key], path, f"key {key!r}", (DARCY_GRID, DARCY_GRID), kinds="uif")
+            raise malformed(path, f"key {key!r}", "present", f"only keys {sorted(fields)}")
+        arr = check_array(fields[key], path, f"key {key!r}", (DARCY_GRID, DARCY_GRID), kinds="uif")
         arr = arr[:n, ::DARCY_SUB, ::DARCY_SUB][:, :DARCY_SIDE, :DARCY_SIDE].astype(np.float64)
-        _finite(arr, path, f"key {key!r}")
+        check_finite(arr, path, f"key {key!r}")
         out.append(arr)
     if len(out[0]) != len(out[1]) or len(out[0]) == 0:
-        raise _malformed(path, "key 'sol'", f"as many samples as 'coeff' ({len(out[0])}), >= 1",
-                         f"{len(out[1])}")
+        raise malformed(path, "key 'sol'", f"as many samples as 'coeff' ({len(out[0])}), >= 1",
+                        f"{len(out[1])}")
     return out[0], out[1]
 
 
@@ -678,19 +568,14 @@ PSICOV_PAIR_FEATURES = ("ccmpred", "freecon", "potential")
 PSICOV_SOURCE = f"NAS-Bench-360's PSICOV/DeepCov protein data ({NB360_SITE}), a protein/ folder"
 
 
-@register_task(
+@_nb360_task(
     "psicov", modality="2d", output="dense",
     input_shape=(PSICOV_CHANNELS, PSICOV_MAX_WINDOW, PSICOV_MAX_WINDOW), num_outputs=1,
     loss="mse", metric="mae8",
     # The lists; the per-protein files under protein/{deepcov,psicov}/{features,distance}/
     # are checked when read (tuner.spec checks data_files with is_file()).
     data_files=(PSICOV_TRAIN_LIST, PSICOV_TEST_LIST),
-    paper=f"{PAPER}; Adhikari, DEEPCON (Bioinformatics 2020)",
-    defaults={  # MoNA Table 9, PSICOV: batch 1, 10 epochs, accumulation 32, Adam
-        "lr": 5e-6, "weight_decay": 1e-5, "batch_size": 1, "grad_accum": 32, "epochs": 10,
-        "optimizer": "adam",
-    },
-    has_mini=False,
+    paper="Adhikari, DEEPCON (Bioinformatics 2020)",
 )
 def load_psicov(data_root: Path, scale: str, seed: int = 0) -> RawTask:
     """Inter-residue distances: DeepCov proteins for training, the 150 PSICOV ones for test.
@@ -708,10 +593,10 @@ def load_psicov(data_root: Path, scale: str, seed: int = 0) -> RawTask:
         DataError: for missing or malformed files.
         MemoryError: when the arrays would not fit in this machine's memory.
     """
-    _paper_only("psicov", scale)
+    require_scale("psicov", scale)
     root = Path(data_root)
-    train = _read_list(_require(root, PSICOV_TRAIN_LIST, "psicov", PSICOV_SOURCE))
-    test = _read_list(_require(root, PSICOV_TEST_LIST, "psicov", PSICOV_SOURCE))
+    train = _read_list(require_file(root, PSICOV_TRAIN_LIST, "psicov", PSICOV_SOURCE))
+    test = _read_list(require_file(root, PSICOV_TEST_LIST, "psicov", PSICOV_SOURCE))
     longest = max(_read_distances(root, pdb)[0] for pdb in (*train, *test))
     window = min(PSICOV_MAX_WINDOW, longest + PSICOV_PAD)
     _check_memory(len(train) + len(test), window)
@@ -729,7 +614,7 @@ def _read_list(path: Path) -> list[str]:
     """ORCA's ``load_list``: the first word of each non-empty line."""
     names = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
     if not names:
-        raise _malformed(path, "the list", "one protein id per line", "no ids")
+        raise malformed(path, "the list", "one protein id per line", "no ids")
     return names
 
 
@@ -749,16 +634,16 @@ def _find(root: Path, pdb: str, kind: str, suffix: str) -> Path:
 def _read_distances(root: Path, pdb: str) -> tuple[int, np.ndarray, Path]:
     """(length, C-beta distance map, file) from ``<pdb>-cb.npy`` = (ly, sequence, map)."""
     path = _find(root, pdb, "distance", "-cb.npy")
-    record = _read_npy(path)
+    record = read_npy(path)
     if record.dtype != object or record.shape != (3,):
-        raise _malformed(path, "the record", "an object array (length, sequence, map)",
-                         _describe(record))
+        raise malformed(path, "the record", "an object array (length, sequence, map)",
+                        describe(record))
     length, _, cb = record
     if not isinstance(length, (int, np.integer)) or length < 2:
-        raise _malformed(path, "the length (item 0)", "an integer >= 2", repr(length))
+        raise malformed(path, "the length (item 0)", "an integer >= 2", repr(length))
     if not isinstance(cb, np.ndarray) or cb.dtype.kind not in "uif" or cb.shape != (length, length):
-        raise _malformed(path, "the map (item 2)", f"a numeric array of shape ({length}, {length})",
-                         _describe(cb))
+        raise malformed(path, "the map (item 2)", f"a numeric array of shape ({length}, {length})",
+                        describe(cb))
     return int(length), cb, path
 
 
@@ -767,8 +652,8 @@ def _psicov_distance_map(length: int, cb: np.ndarray, path: Path) -> np.ndarray:
     y = cb.astype(np.float64)
     cameo = "cameo" in path.parts
     if not cameo and np.isnan(y).any():
-        raise _malformed(path, "the map (item 2)", "no NaN (only CAMEO maps may have gaps)",
-                         f"{int(np.isnan(y).sum())} NaN")
+        raise malformed(path, "the map (item 2)", "no NaN (only CAMEO maps may have gaps)",
+                        f"{int(np.isnan(y).sum())} NaN")
     y[y < 1.0] = 1.0
     y[0, 0] = y[0, 1]
     y[length - 1, length - 1] = y[length - 1, length - 2]
@@ -783,28 +668,29 @@ def _psicov_distance_map(length: int, cb: np.ndarray, path: Path) -> np.ndarray:
         else:
             y[q, q] = (left + right) / 2.0
     if np.nanmax(y) > 500.0:
-        raise _malformed(path, "the map (item 2)", "distances <= 500 A", f"max {np.nanmax(y)}")
+        raise malformed(path, "the map (item 2)", "distances <= 500 A", f"max {np.nanmax(y)}")
     return y
 
 
 def _psicov_features(root: Path, pdb: str, length: int) -> np.ndarray:
     """ORCA's ``get_feature`` as (57, L, L): per-residue features as row and column copies."""
     path = _find(root, pdb, "features", ".pkl")
-    feats = _read_pickle(path)
-    seq = _get(feats, "seq", path)
+    feats = read_pickle(path)
+    seq = get_key(feats, "seq", path)
     n = len(seq)
     if n < length or (n != length and "cameo" not in path.parts):
-        raise _malformed(path, "key 'seq'", f"{length} residues (as the distance map)", f"{n}")
+        raise malformed(path, "key 'seq'", f"{length} residues (as the distance map)", f"{n}")
     per_residue = [
-        _array(_get(feats, "ss", path), path, "key 'ss'", (n,), kinds="uif"),  # (3, L)
-        _array(_get(feats, "pssm", path), path, "key 'pssm'", (22,), kinds="uif").T,  # (L, 22) -> (22, L)
-        _array(_get(feats, "sa", path), path, "key 'sa'", (), kinds="uif")[None],  # (1, L)
-        _array(_get(feats, "entropy", path), path, "key 'entropy'", (), kinds="uif")[None],
+        check_array(get_key(feats, "ss", path), path, "key 'ss'", (n,), kinds="uif"),  # (3, L)
+        # (L, 22) -> (22, L)
+        check_array(get_key(feats, "pssm", path), path, "key 'pssm'", (22,), kinds="uif").T,
+        check_array(get_key(feats, "sa", path), path, "key 'sa'", (), kinds="uif")[None],  # (1, L)
+        check_array(get_key(feats, "entropy", path), path, "key 'entropy'", (), kinds="uif")[None],
     ]
     expected_rows = (3, 22, 1, 1)
     for key, rows, arr in zip(("ss", "pssm", "sa", "entropy"), expected_rows, per_residue):
         if arr.shape != (rows, n):
-            raise _malformed(path, f"key {key!r}", f"{rows} x {n} values", f"shape {arr.shape}")
+            raise malformed(path, f"key {key!r}", f"{rows} x {n} values", f"shape {arr.shape}")
     x = np.zeros((PSICOV_CHANNELS, n, n), dtype=np.float64)
     channel = 0
     for vector in np.concatenate(per_residue):  # 27 features, each (L,)
@@ -812,14 +698,14 @@ def _psicov_features(root: Path, pdb: str, length: int) -> np.ndarray:
         x[channel + 1] = vector[:, None]  # its transpose
         channel += 2
     for key in PSICOV_PAIR_FEATURES:
-        pair = _array(_get(feats, key, path), path, f"key {key!r}", (n,), kinds="uif")
+        pair = check_array(get_key(feats, key, path), path, f"key {key!r}", (n,), kinds="uif")
         if pair.shape != (n, n):
-            raise _malformed(path, f"key {key!r}", f"shape ({n}, {n})", f"shape {pair.shape}")
+            raise malformed(path, f"key {key!r}", f"shape ({n}, {n})", f"shape {pair.shape}")
         x[channel] = pair
         channel += 1
     if not ((x > -100.0) & (x < 100.0)).all():  # ORCA asserts this; NaN fails it too
-        raise _malformed(path, "the features", "values in (-100, 100), no NaN",
-                         f"range [{np.nanmin(x)}, {np.nanmax(x)}] with {int(np.isnan(x).sum())} NaN")
+        raise malformed(path, "the features", "values in (-100, 100), no NaN",
+                        f"range [{np.nanmin(x)}, {np.nanmax(x)}] with {int(np.isnan(x).sum())} NaN")
     return x
 
 
@@ -875,16 +761,11 @@ COSMIC_SOURCE = (
 )
 
 
-@register_task(
+@_nb360_task(
     "cosmic", modality="2d", output="dense", input_shape=COSMIC_SHAPE, num_outputs=1,
     loss="bce_ignore_mask", metric="one_minus_auroc_pixels",
     data_files=tuple(COSMIC_LISTS.values()),  # the listed cosmic/npy_* files: checked when read
-    paper=f"{PAPER}; Zhang & Bloom, deepCR (ApJ 2020)",
-    defaults={  # MoNA Table 9, Cosmic: batch 4, 60 epochs, AdamW, no weight decay
-        "lr": 1e-3, "weight_decay": 0.0, "batch_size": 4, "grad_accum": 1, "epochs": 60,
-        "optimizer": "adamw",
-    },
-    has_mini=False,
+    paper="Zhang & Bloom, deepCR (ApJ 2020)",
 )
 def load_cosmic(data_root: Path, scale: str, seed: int = 0) -> RawTask:
     """Hubble images -> cosmic-ray masks (deepCR), each cropped to rows/columns 64..191.
@@ -895,12 +776,12 @@ def load_cosmic(data_root: Path, scale: str, seed: int = 0) -> RawTask:
     Returns:
         float32 (N, 1, 128, 128) images and (N, 2, 128, 128) (mask, ignore) targets.
     """
-    _paper_only("cosmic", scale)
+    require_scale("cosmic", scale)
     root = Path(data_root)
     split = {}
     for name, rel in COSMIC_LISTS.items():
-        listing = _require(root, rel, "cosmic", COSMIC_SOURCE)
-        split[name] = _cosmic_arrays(root, _read_npy(listing), listing)
+        listing = require_file(root, rel, "cosmic", COSMIC_SOURCE)
+        split[name] = _cosmic_arrays(root, read_npy(listing), listing)
     return RawTask(
         x_train=split["train"][0], y_train=split["train"][1],
         x_test=split["test"][0], y_test=split["test"][1],
@@ -910,7 +791,7 @@ def load_cosmic(data_root: Path, scale: str, seed: int = 0) -> RawTask:
 
 def _cosmic_arrays(root: Path, paths: np.ndarray, listing: Path) -> tuple[np.ndarray, np.ndarray]:
     if paths.ndim != 1 or len(paths) == 0 or not all(isinstance(p, str) for p in paths.tolist()):
-        raise _malformed(listing, "the array", "a non-empty list of file paths", _describe(paths))
+        raise malformed(listing, "the array", "a non-empty list of file paths", describe(paths))
     start, side = COSMIC_CROP
     x = np.zeros((len(paths), *COSMIC_SHAPE), dtype=np.float32)
     y = np.zeros((len(paths), 2, side, side), dtype=np.float32)
@@ -921,14 +802,14 @@ def _cosmic_arrays(root: Path, paths: np.ndarray, listing: Path) -> tuple[np.nda
                 f"Task 'cosmic': {listing} lists {rel!r}, read as {path}, which does not exist. "
                 f"Fix: download {COSMIC_SOURCE} into {root}, or pass --data-dir."
             )
-        data = _read_npy(path)
+        data = read_npy(path)
         if data.ndim != 3 or data.shape[0] not in (2, 3) or min(data.shape[1:]) < start + side:
-            raise _malformed(path, "the array", f"(2 or 3, H, W) with H, W >= {start + side}",
-                             _describe(data))
+            raise malformed(path, "the array", f"(2 or 3, H, W) with H, W >= {start + side}",
+                            describe(data))
         crop = data[:, start:start + side, start:start + side].astype(np.float32)  # (2|3, 128, 128)
-        _finite(crop, path, "the image (item 0)")
+        check_finite(crop, path, "the image (item 0)")
         for c in range(1, crop.shape[0]):
-            _binary(crop[c], path, f"the {'mask' if c == 1 else 'ignore mask'} (item {c})")
+            check_binary(crop[c], path, f"the {'mask' if c == 1 else 'ignore mask'} (item {c})")
         x[i, 0] = crop[0]
         y[i, : crop.shape[0] - 1] = crop[1:]
     return x, y
@@ -947,17 +828,11 @@ ECG_SPLIT_SEED = 0
 ECG_SOURCE = f"NAS-Bench-360's PhysioNet/CinC 2017 pickle ({NB360_SITE})"
 
 
-@register_task(
+@_nb360_task(
     "ecg", modality="1d", output="classification", input_shape=(1, ECG_WINDOW),
     num_outputs=len(ECG_CLASSES), loss="cross_entropy", metric="one_minus_macro_f1",
     data_files=(ECG_FILE,),
-    paper=f"{PAPER}; Clifford et al., AF classification from a short single lead ECG (2017)",
-    defaults={  # MoNA Table 9, ECG: batch 4, 15 epochs, accumulation 16, SGD
-        "lr": 1e-6, "weight_decay": 1e-1, "batch_size": 4, "grad_accum": 16, "epochs": 15,
-        "optimizer": "sgd",
-        "target_seq_len": 64,  # ORCA's configs/ecg.yaml: 1000 samples -> 50 tokens of 20
-    },
-    has_mini=False,
+    paper="Clifford et al., AF classification from a short single lead ECG (2017)",
 )
 def load_ecg(data_root: Path, scale: str, seed: int = 0) -> RawTask:
     """Single-lead ECG recordings, standardised per recording, split 90/10 by recording
@@ -969,13 +844,13 @@ def load_ecg(data_root: Path, scale: str, seed: int = 0) -> RawTask:
     """
     from sklearn.model_selection import train_test_split
 
-    _paper_only("ecg", scale)
-    path = _require(Path(data_root), ECG_FILE, "ecg", ECG_SOURCE)
-    content = _read_pickle(path)
-    records = list(_get(content, "data", path))
-    names = list(_get(content, "label", path))
+    require_scale("ecg", scale)
+    path = require_file(Path(data_root), ECG_FILE, "ecg", ECG_SOURCE)
+    content = read_pickle(path)
+    records = list(get_key(content, "data", path))
+    names = list(get_key(content, "label", path))
     if len(records) != len(names) or not records:
-        raise _malformed(path, "key 'label'", f"one label per record ({len(records)})", f"{len(names)}")
+        raise malformed(path, "key 'label'", f"one label per record ({len(records)})", f"{len(names)}")
     labels = np.array([_ecg_label(name, i, path) for i, name in enumerate(names)], dtype=np.int64)
     signals = [_standardise(record, i, path) for i, record in enumerate(records)]
     train, test = train_test_split(np.arange(len(records)), test_size=ECG_TEST_FRACTION,
@@ -988,16 +863,17 @@ def load_ecg(data_root: Path, scale: str, seed: int = 0) -> RawTask:
 
 def _ecg_label(name: Any, index: int, path: Path) -> int:
     if str(name) not in ECG_CLASSES:
-        raise _malformed(path, f"key 'label' item {index}", f"one of {sorted(ECG_CLASSES)}", repr(name))
+        raise malformed(path, f"key 'label' item {index}", f"one of {sorted(ECG_CLASSES)}", repr(name))
     return ECG_CLASSES[str(name)]
 
 
 def _standardise(record: Any, index: int, path: Path) -> np.ndarray:
-    signal = _array(np.asarray(record), path, f"key 'data' item {index}", (), kinds="uif").astype(np.float64)
-    _finite(signal, path, f"key 'data' item {index}")
+    what = f"key 'data' item {index}"
+    signal = check_array(np.asarray(record), path, what, (), kinds="uif").astype(np.float64)
+    check_finite(signal, path, f"key 'data' item {index}")
     std = signal.std()
     if std == 0:
-        raise _malformed(path, f"key 'data' item {index}", "a non-constant signal", "a constant one")
+        raise malformed(path, f"key 'data' item {index}", "a non-constant signal", "a constant one")
     return (signal - signal.mean()) / std
 
 
@@ -1024,16 +900,11 @@ SATELLITE_LENGTH = 46
 SATELLITE_CLASSES = 24  # stored as 1..24
 
 
-@register_task(
+@_nb360_task(
     "satellite", modality="1d", output="classification", input_shape=(1, SATELLITE_LENGTH),
     num_outputs=SATELLITE_CLASSES, loss="cross_entropy", metric="error_rate",
     data_files=tuple(SATELLITE_FILES.values()),
-    paper=f"{PAPER}; Petitjean et al., satellite image time series (2012)",
-    defaults={  # MoNA Table 9, Satellite: batch 16, 60 epochs, accumulation 4, AdamW
-        "lr": 3e-5, "weight_decay": 3e-6, "batch_size": 16, "grad_accum": 4, "epochs": 60,
-        "optimizer": "adamw",
-    },
-    has_mini=False,
+    paper="Petitjean et al., satellite image time series (2012)",
 )
 def load_satellite(data_root: Path, scale: str, seed: int = 0) -> RawTask:
     """Satellite image time series (46 steps), labels 1..24 shifted to 0..23.
@@ -1043,20 +914,21 @@ def load_satellite(data_root: Path, scale: str, seed: int = 0) -> RawTask:
     Returns:
         float32 (N, 1, 46) and int64 labels in [0, 24).
     """
-    _paper_only("satellite", scale)
+    require_scale("satellite", scale)
     root = Path(data_root)
     split = {}
     for name, rel in SATELLITE_FILES.items():
-        path = _require(root, rel, "satellite", f"{NB360_S3}/satellite/{rel}")
-        content = _read_npy(path)
+        path = require_file(root, rel, "satellite", f"{NB360_S3}/satellite/{rel}")
+        content = read_npy(path)
         content = content[()] if content.dtype == object and content.shape == () else content
-        data = _array(_get(content, "data", path), path, "key 'data'", (SATELLITE_LENGTH,), kinds="uif")
-        labels = _class_labels(_get(content, "label", path), SATELLITE_CLASSES, path, "key 'label'",
-                               first=1)
+        data = check_array(get_key(content, "data", path), path, "key 'data'", (SATELLITE_LENGTH,),
+                           kinds="uif")
+        labels = class_labels(get_key(content, "label", path), SATELLITE_CLASSES, path, "key 'label'",
+                              first=1)
         if len(labels) != len(data):
-            raise _malformed(path, "key 'label'", f"{len(data)} labels", f"{len(labels)}")
+            raise malformed(path, "key 'label'", f"{len(data)} labels", f"{len(labels)}")
         x = data.astype(np.float32)[:, None]  # (N, 46) -> (N, 1, 46)
-        _finite(x, path, "key 'data'")
+        check_finite(x, path, "key 'data'")
         split[name] = (x, labels)
     return RawTask(
         x_train=split["train"][0], y_train=split["train"][1],
@@ -1073,16 +945,11 @@ DEEPSEA_BASES = 4  # one-hot A, C, G, T
 DEEPSEA_LABELS = 36
 
 
-@register_task(
+@_nb360_task(
     "deepsea", modality="1d", output="classification",
     input_shape=(DEEPSEA_BASES, DEEPSEA_LENGTH), num_outputs=DEEPSEA_LABELS,
     loss="bce_pos4", metric="one_minus_auroc_labels", data_files=(DEEPSEA_FILE,),
-    paper=f"{PAPER}; Zhou & Troyanskaya, DeepSEA (Nature Methods 2015)",
-    defaults={  # MoNA Table 9, DeepSEA: batch 16, 13 epochs, Adam, no weight decay
-        "lr": 1e-5, "weight_decay": 0.0, "batch_size": 16, "grad_accum": 1, "epochs": 13,
-        "optimizer": "adam",
-    },
-    has_mini=False,
+    paper="Zhou & Troyanskaya, DeepSEA (Nature Methods 2015)",
 )
 def load_deepsea(data_root: Path, scale: str, seed: int = 0) -> RawTask:
     """DeepSEA one-hot sequences (transposed to channels first) and 36 chromatin labels.
@@ -1092,8 +959,8 @@ def load_deepsea(data_root: Path, scale: str, seed: int = 0) -> RawTask:
     Returns:
         float32 (N, 4, 1000) and float32 (N, 36) multi-hot labels.
     """
-    _paper_only("deepsea", scale)
-    path = _require(Path(data_root), DEEPSEA_FILE, "deepsea", f"{NB360_S3}/deepsea/{DEEPSEA_FILE}")
+    require_scale("deepsea", scale)
+    path = require_file(Path(data_root), DEEPSEA_FILE, "deepsea", f"{NB360_S3}/deepsea/{DEEPSEA_FILE}")
     try:
         npz = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
@@ -1106,31 +973,32 @@ def load_deepsea(data_root: Path, scale: str, seed: int = 0) -> RawTask:
         y_test = _deepsea_labels(npz, ("y_test",), path)
     for x, y, key in ((x_train, y_train, "y_train"), (x_test, y_test, "y_test")):
         if len(x) != len(y):
-            raise _malformed(path, f"key {key!r}", f"{len(x)} label rows", f"{len(y)}")
+            raise malformed(path, f"key {key!r}", f"{len(x)} label rows", f"{len(y)}")
     return RawTask(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
                    num_outputs=DEEPSEA_LABELS, source=f"file:{DEEPSEA_FILE}")
 
 
 def _npz_get(npz: Any, key: str, path: Path) -> np.ndarray:
     if key not in npz.files:
-        raise _malformed(path, f"key {key!r}", "present", f"only keys {sorted(npz.files)}")
+        raise malformed(path, f"key {key!r}", "present", f"only keys {sorted(npz.files)}")
     try:
         return npz[key]
     except ValueError as err:  # an object array needs pickle: refused
-        raise _malformed(path, f"key {key!r}", "a plain numeric array", str(err)) from err
+        raise malformed(path, f"key {key!r}", "a plain numeric array", str(err)) from err
 
 
 def _deepsea_inputs(npz: Any, keys: Iterable[str], path: Path) -> np.ndarray:
     """Concatenate (N, 1000, 4) one-hot arrays into one float32 (N, 4, 1000) array."""
     parts = [
-        _array(_npz_get(npz, k, path), path, f"key {k!r}", (DEEPSEA_LENGTH, DEEPSEA_BASES), kinds="uifb")
+        check_array(_npz_get(npz, k, path), path, f"key {k!r}", (DEEPSEA_LENGTH, DEEPSEA_BASES),
+                    kinds="uifb")
         for k in keys
     ]
     out = np.empty((sum(len(p) for p in parts), DEEPSEA_BASES, DEEPSEA_LENGTH), dtype=np.float32)
     at = 0
     for key, part in zip(keys, parts):
         out[at:at + len(part)] = part.transpose(0, 2, 1)  # (n, 1000, 4) -> (n, 4, 1000)
-        _finite(out[at:at + len(part)], path, f"key {key!r}")
+        check_finite(out[at:at + len(part)], path, f"key {key!r}")
         at += len(part)
     return out
 
@@ -1138,7 +1006,8 @@ def _deepsea_inputs(npz: Any, keys: Iterable[str], path: Path) -> np.ndarray:
 def _deepsea_labels(npz: Any, keys: Iterable[str], path: Path) -> np.ndarray:
     parts = []
     for key in keys:
-        labels = _array(_npz_get(npz, key, path), path, f"key {key!r}", (DEEPSEA_LABELS,), kinds="uifb")
-        _binary(labels, path, f"key {key!r}")
+        labels = check_array(_npz_get(npz, key, path), path, f"key {key!r}", (DEEPSEA_LABELS,),
+                             kinds="uifb")
+        check_binary(labels, path, f"key {key!r}")
         parts.append(labels.astype(np.float32))
     return np.concatenate(parts)

@@ -69,13 +69,8 @@ Deviations:
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
-import tempfile
-import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,9 +80,9 @@ import h5py
 import numpy as np
 
 from trainables.errors import DataError
-from trainables.registry import SCALES, register_task
-from trainables.tasks import pde_solvers
-from trainables.tasks.data import RawTask
+from trainables.registry import register_task
+from trainables.tasks import files, pde_solvers
+from trainables.tasks.data import RawTask, require_scale
 
 logger = logging.getLogger(__name__)
 
@@ -99,13 +94,6 @@ DARUS = "https://darus.uni-stuttgart.de/api/access/datafile/"
 TEST_RATIO = 0.1  # PDEBench's and ORCA's test_ratio
 CFD_KEYS = ("density", "pressure", "Vx")  # ORCA's channel order
 NORMALIZER_EPS = 1e-5  # ORCA's UnitGaussianNormalizer
-CACHE_DIR = "generated"
-
-MISSING_FILE = (
-    "PDEBench task {task!r} (paper scale) needs {name}, not found at {path}. Fix: download it "
-    "from PDEBench's DaRUS repository ({url}) into the data directory {root}, or pass "
-    "--data-dir pointing at the directory that holds it{mini}."
-)
 
 
 @dataclass(frozen=True)
@@ -330,19 +318,13 @@ def unit_gaussian(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), (std + NORMALIZER_EPS).astype(np.float32)
 
 
-def _check_finite(arrays: dict[str, np.ndarray], path: Path, spec: PdeFile) -> None:
-    keys = {"tensor": "tensor", "cfd": "/".join(CFD_KEYS), "darcy": "nu / tensor", "groups": "*/data"}
-    for role, values in arrays.items():
-        bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
-        if bad:
-            what = "inputs (t0)" if role == "x" else "targets (T)"
-            raise DataError(
-                f"Malformed {path}: {keys[spec.layout]} holds {bad} non-finite (NaN/inf) value(s) "
-                f"among the {what} read; expected finite numbers. Fix: download the file again."
-            )
+# What each layout's inputs and targets are read from, and their names, for error messages.
+LAYOUT_KEYS = {"tensor": "tensor", "cfd": "/".join(CFD_KEYS), "darcy": "nu / tensor",
+               "groups": "*/data"}
+ROLES = {"x": "inputs (t0)", "y": "targets (T)"}
 
 
-def load_paper(task: str, data_root: Path, has_mini: bool) -> RawTask:
+def load_paper(task: str, data_root: Path) -> RawTask:
     """Read task ``task``'s PDEBench file from ``data_root`` as ORCA's single-step task.
 
     Raises:
@@ -350,11 +332,8 @@ def load_paper(task: str, data_root: Path, has_mini: bool) -> RawTask:
             samples, non-finite values.
     """
     spec = FILES[task]
-    path = Path(data_root) / spec.name
-    if not path.is_file():
-        mini = ", or use --scale mini for the embedded solver-generated variant" if has_mini else ""
-        raise DataError(MISSING_FILE.format(task=task, name=spec.name, path=path, url=spec.url,
-                                            root=path.parent, mini=mini))
+    path = files.require_file(Path(data_root), spec.name, task,
+                              f"PDEBench's DaRUS repository, {spec.url}")
     try:
         f = h5py.File(path, "r")
     except OSError as err:
@@ -363,7 +342,8 @@ def load_paper(task: str, data_root: Path, has_mini: bool) -> RawTask:
         ) from err
     with f:
         arrays = READERS[spec.layout](f, path, spec)
-    _check_finite(arrays, path, spec)
+    for role, values in arrays.items():
+        files.check_finite(values, path, f"the {ROLES[role]} read from {LAYOUT_KEYS[spec.layout]}")
     x, y = (arrays[k].astype(np.float32) for k in ("x", "y"))
     parts = split(x, y, spec.test_first, str(path))
     y_mean = y_std = None
@@ -426,21 +406,24 @@ MINI = {
 
 
 def cache_path(data_root: Path, task: str, seed: int) -> Path:
-    return Path(data_root) / CACHE_DIR / f"pde_{task}_seed{seed}.npz"
+    """``<data_root>/generated/pde_<task>_seed<seed>.npz``."""
+    return files.cache_path(data_root, f"pde_{task}_seed{seed}")
+
+
+def _build_mini(task: str, seed: int) -> dict[str, np.ndarray]:
+    """Generate task ``task``'s samples and split them by the single-file rule (test first)."""
+    x, y = MINI[task].generate(seed)
+    return split(x.astype(np.float32), y.astype(np.float32), True, f"generated {task}")
 
 
 def load_mini(task: str, data_root: Path, seed: int) -> RawTask:
     """Task ``task``'s embedded variant from the cache, generating (and caching) it if needed."""
     mini = MINI[task]
-    path = cache_path(data_root, task, seed)
-    arrays = _read_cache(path, mini, seed)
-    if arrays is None:
-        start = time.perf_counter()
-        x, y = mini.generate(seed)
-        arrays = split(x.astype(np.float32), y.astype(np.float32), True, f"generated {task}")
-        _write_cache(path, arrays, mini.params, seed)
-        logger.info("Generated %s(%s, seed=%d) in %.1f s, cached at %s", task, mini.params, seed,
-                    time.perf_counter() - start, path)
+    arrays = files.cached_arrays(
+        cache_path(data_root, task, seed), _expected_shapes(mini), {"params": mini.params, "seed": seed},
+        lambda: _build_mini(task, seed), f"{task}({mini.params}, seed={seed})", logger,
+    )
+    arrays = {key: value.astype(np.float32, copy=False) for key, value in arrays.items()}
     y_mean = y_std = None
     if mini.rescale_targets:
         y_mean, y_std = target_scale(arrays["y_train"])
@@ -467,45 +450,6 @@ def _expected_shapes(mini: MiniTask) -> dict[str, tuple[int, ...]]:
             "x_test": (n_test, *mini.shape), "y_test": (n_test, *mini.shape)}
 
 
-def _read_cache(path: Path, mini: MiniTask, seed: int) -> dict[str, np.ndarray] | None:
-    """The cached arrays, or None (with a log line) if absent, unreadable, stale or malformed."""
-    if not path.is_file():
-        return None
-    expected = _expected_shapes(mini)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in expected}
-            meta = (str(npz["params"]), int(npz["seed"]))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
-        logger.warning("Regenerating: cannot read cache %s (%s: %s)", path, type(err).__name__, err)
-        return None
-    problems = [f"{key} {arrays[key].shape} != {shape}" for key, shape in expected.items()
-                if arrays[key].shape != shape]
-    if meta != (mini.params, seed):
-        problems.append(f"(params, seed) {meta} != {(mini.params, seed)}")
-    if not all(np.isfinite(v).all() for v in arrays.values()):
-        problems.append("non-finite values")
-    if problems:
-        logger.warning("Regenerating: stale or malformed cache %s: %s", path, "; ".join(problems))
-        return None
-    return {key: value.astype(np.float32, copy=False) for key, value in arrays.items()}
-
-
-def _write_cache(path: Path, arrays: dict[str, np.ndarray], params: str, seed: int) -> None:
-    """Write ``arrays`` as a compressed npz atomically (temp file in the same dir + replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays, params=np.str_(params), seed=np.int64(seed))
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the cache is ordinary data
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 # ---------------------------------------------------------------------------- registration
 
 
@@ -513,13 +457,10 @@ def _loader(task: str) -> Callable[..., RawTask]:
     """The registered loader of ``task``: paper scale reads its file, mini scale generates."""
 
     def load(data_root: Path, scale: str, seed: int = 0) -> RawTask:
-        if scale == "paper":
-            return load_paper(task, Path(data_root), task in MINI)
-        if scale == "mini" and task in MINI:
-            return load_mini(task, Path(data_root), seed)
+        require_scale(task, scale)
         if scale == "mini":
-            raise ValueError(f"Task {task!r} has no embedded (mini) variant; use scale 'paper'.")
-        raise ValueError(f"Unknown scale {scale!r} for task {task!r}. Valid scales: {', '.join(SCALES)}.")
+            return load_mini(task, Path(data_root), seed)
+        return load_paper(task, Path(data_root))
 
     load.__name__ = f"load_{task.replace('-', '_')}"
     load.__doc__ = f"Load PDEBench's {FILES[task].name} (paper) or its generated variant (mini)."

