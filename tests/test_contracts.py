@@ -123,6 +123,8 @@ def test_pare_trains_an_epoch_on_multi_label_and_dense_tasks(task, tmp_path):
     result = trial.train()
     assert result["finished"] and math.isfinite(result["train_loss"]), result
     assert math.isfinite(result["otdd_intermediate_source"]) and math.isfinite(result["test_metric"]), result
+    assert result["k"] > 0 and all(math.isfinite(result[key]) for key in ("loss_mixed", "loss_source")), result
+    assert trial.probe_y.dim() == 1 and trial.probe_y.dtype == torch.int64  # one OTDD class per sample
     trial.stop()
 
 

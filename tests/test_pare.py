@@ -10,7 +10,10 @@ import torch.nn.functional as F
 from trial_configs import sample_config
 
 import trainables.pare
+from search_spaces import pare as pare_space
+from trainables.losses.task import bce_pos4
 from trainables.models.crossmodal import to_tokens
+from trainables.ot.otdd import SourceCache
 from trainables.pare import (
     K_SCHEDULES,
     PareConfig,
@@ -23,7 +26,8 @@ from trainables.pare import (
     relaxed_topk_mask,
     replace_tokens,
 )
-from trainables.registry import get_method
+from trainables.registry import get_method, get_task
+from tuner.spec import space_defaults
 
 
 def pare_trainable(tmp_path, task="test_toy_task", **overrides):
@@ -195,3 +199,84 @@ def test_checkpoint_restores_next_step_exactly(tmp_path):
         for (ka, va), (_, vb) in zip(getattr(a.model.pare, name).state_dict().items(),
                                      getattr(b.model.pare, name).state_dict().items()):
             assert torch.equal(va, vb), (name, ka)
+
+
+def test_multi_hot_loss_is_the_public_twocls_objective():
+    """FSD50K / DeepSEA (``cls_method: twocls``): BCE with pos_weight on the multi-hot target for
+    the target and mixed terms, cross-entropy of the source head on the source labels."""
+    out, out_mixed = torch.zeros(1, 2), torch.tensor([[math.log(3.0), 0.0]])
+    out_src, y, y_s = torch.zeros(1, 4), torch.tensor([[1.0, 0.0]]), torch.tensor([2])
+    log2 = math.log(2.0)
+    task = (4 * log2 + log2) / 2  # pos_weight 4 on the positive entry, sigmoid(0) = 1/2 on both
+    mixed = (4 * math.log(4 / 3) + log2) / 2  # sigmoid(log 3) = 3/4 on the positive entry
+    source = math.log(4.0)  # uniform over 4 source classes
+    parts = pare_loss(out, out_mixed, out_src, y, y_s, 0.25, bce_pos4, extra_term_weight("1d", "classification"))
+    assert parts.total.item() == pytest.approx(task + 0.1 * (0.75 * mixed + 0.25 * source), rel=1e-6)
+
+
+# ---- the search space at paper scale (public code) and at the embedded default -----------------
+def _space_defaults(task, scale):
+    return space_defaults(get_task(task), scale)
+
+
+class _Ranges:
+    """Records each suggest_* call's range and answers its low end."""
+
+    def __init__(self):
+        self.offered = {}
+
+    def suggest_float(self, name, low, high, log=False):
+        self.offered[name] = (low, high)
+        return low
+
+    def suggest_int(self, name, low, high):
+        self.offered[name] = (low, high)
+        return low
+
+    def suggest_categorical(self, name, choices):
+        self.offered[name] = tuple(choices)
+        return choices[0]
+
+
+@pytest.mark.parametrize("task,n_public", [("ecg", 50), ("satellite", 46), ("deepsea", 500)])
+def test_paper_scale_1d_schedule_is_main_pare_1d(task, n_public):
+    """main_PaRe_1d.py: k = int(32 - 32 ep / epochs) of N target tokens, `if ep < 5`, tau 0.9."""
+    d = _space_defaults(task, "paper")
+    settings = pare_space.paper_settings(d)
+    assert settings["k_schedule"] == "linear" and settings["tau"] == 0.9
+    assert settings["k_start"] == pytest.approx(32 / n_public) and settings["k_end"] == 0.0
+    assert settings["warmup_epochs"] == 5
+    assert k_at(0, d["epochs"], n_public, "linear", settings["k_start"], settings["k_end"]) == 32
+    trial = _Ranges()
+    pare_space.space(trial, d)
+    (s_lo, s_hi), (e_lo, e_hi) = trial.offered["k_start"], trial.offered["k_end"]
+    assert s_lo <= settings["k_start"] <= s_hi and s_hi == 1.0  # 1.0: all N tokens
+    assert e_lo == 0.0 and e_hi <= s_lo  # disjoint: every sample has k_end <= k_start
+
+
+def test_paper_scale_2d_schedule_and_embedded_default():
+    paper = pare_space.defaults(_space_defaults("spherical", "paper"))
+    assert (paper["k_start"], paper["k_end"]) == (2000 / 3136, 500 / 3136)
+    assert (paper["warmup_epochs"], paper["tau"], paper["k_schedule"]) == (10, 0.9, "linear")
+    mini_defaults = _space_defaults("spherical", "mini")
+    mini = pare_space.defaults(mini_defaults)
+    assert (mini["k_start"], mini["k_end"]) == (2000 / 3136, 500 / 3136)
+    assert mini["warmup_epochs"] == pare_space.warmup_default(mini_defaults["epochs"])
+    assert pare_space.paper_settings(mini_defaults) == {}
+    for task in ("spherical", "japanesevowels"):  # 2-D and 1-D embedded: the CPU-sized ranges
+        trial = _Ranges()
+        pare_space.space(trial, _space_defaults(task, "mini"))
+        assert (trial.offered["k_start"], trial.offered["k_end"]) == (pare_space.K_START_RANGE, pare_space.K_END_RANGE)
+
+
+def test_paper_scale_1d_task_the_public_code_never_ran_has_no_paper_k_start():
+    d = _space_defaults("japanesevowels", "paper")
+    assert "k_start" not in pare_space.paper_settings(d) and pare_space.paper_settings(d)["k_end"] == 0.0
+    assert pare_space.defaults(d)["k_start"] == 2000 / 3136
+
+
+def test_otdd_refuses_multi_hot_labels_and_names_the_fix():
+    """The crash of issue #13 on FSD50K / DeepSEA: multi-hot labels handed to OTDD as they are."""
+    cache = SourceCache.build(torch.randn(6, 3), torch.tensor([0, 0, 1, 1, 2, 2]))
+    with pytest.raises(ValueError, match="target_labels"):
+        cache.distance(torch.randn(4, 3), torch.tensor([[1, 0], [0, 1], [1, 1], [0, 0]]))

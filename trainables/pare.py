@@ -5,7 +5,8 @@ Generation" (PaRe, ICML 2024, arXiv 2406.09003), §3 (Patch Replacement, the k c
 loss). Upstream: BIT-DA/PaRe at commit 7d2d0fc4 — ``src/main_PaRe.py`` (``SubsetOperator``,
 ``mixup_embedding_gate``, ``mixup_embedding_gate_ori``, ``train_one_epoch``),
 ``src/main_PaRe_1d.py``, ``src/main_PaRe_dense.py``, ``src/embedder_mix_PaRe.py``
-(``GatingNetwork``, ``wrapper2D``) and ``src/configs/spherical_PaRe.yaml``. Equation numbers
+(``GatingNetwork``, ``wrapper2D``, ``wrapper1D``), ``src/task_configs_PaRe.py`` (losses),
+``src/utils_PaRe.py`` (``FocalLoss``) and ``src/configs/*_PaRe.yaml``. Equation numbers
 are not cited: the paper's text was not available offline (only a summary); the formulas
 below follow the public code.
 
@@ -16,7 +17,8 @@ What one step computes (symbols: N tokens per sample, k replaced tokens, λ_k = 
    the public code's ``align_method: srcinit``). For the EfficientNet stem (layout "nchw")
    a "token" is one spatial position of the stem's feature map. 1D backbones: S is the
    pretrained text embeddings of source token sequences of exactly N tokens (the target's
-   count, ``main_PaRe_1d``), so tokens pair up position-wise.
+   count), so both sides have N tokens (``main_PaRe_1d`` mixes 32-token source sequences
+   into N target tokens, k <= 32: see Deviations).
 2. One gate g(t) = sigmoid(Linear(D -> 1)(t)), shared by source and target, scores every
    token. The k top-scored source tokens replace the k *lowest*-scored target tokens
    (target keeps its top N - k), the i-th replaced target position (in index order) taking
@@ -30,11 +32,27 @@ What one step computes (symbols: N tokens per sample, k replaced tokens, λ_k = 
    mask (``SubsetOperator(k, tau=0.9, hard=True)``), so the gate gets gradient; afterwards a
    hard top-k (no gradient reaches the gate from the selection).
 
+Multi-label tasks (FSD50K, DeepSEA; multi-hot (B, K) targets): the loss of step 3 as it is,
+which is what the public code runs on them: ``fsd_PaRe.yaml`` and ``deepsea_PaRe.yaml`` set
+``cls_method: twocls``, so ``train_one_epoch`` (``main_PaRe.py`` for FSD, w = 1;
+``main_PaRe_1d.py`` for DeepSEA, w = 0.1) takes L = the task's ``BCEWithLogitsLoss`` with
+``pos_weight`` 10 / 4 (``task_configs_PaRe.get_config``) on the multi-hot targets for the
+target and mixed terms, and the source head's ``nn.CrossEntropyLoss`` on the source labels.
+The public ``cls_method == 'multilabel'`` branch (``main_PaRe.py`` lines 277-280 and 314-315,
+``utils_PaRe.FocalLoss``) is not for multi-label tasks: it is a one-head variant for
+single-label classification (CIFAR-100, Spherical, NinaPro) whose mixed sample gets the soft
+label (1 - λ_k) one-hot(y) + λ_k one-hot(K + y_s) over K + K_s classes. It reads y as one class
+index (``torch.stack([y, y_src + cls_num])``, ``scatter_(1, y[:, None], ...)``), so it fails on
+multi-hot y (FSD's loss, BCE, takes no λ_k either); no public config enables it (commented
+out in the CIFAR-100, Spherical, NinaPro and FSD configs).
+
 Logged per epoch: k, λ_k, the three loss terms, and OTDD(intermediate, source): the exact-OT
 label-aware OTDD (``trainables.ot.otdd``, solver "emd") between token-mean features of a fixed
-probe set of intermediate samples (hard top-k at the epoch's k, eval mode; target labels, or
-ORCA's k-means pseudo-labels, k = 10, for multi-label and dense targets) and of a fixed probe
-set of source samples (their labels).
+probe set of intermediate samples (hard top-k at the epoch's k, eval mode) and of a fixed probe
+set of source samples (their labels). OTDD needs one class per sample: single-label targets
+keep theirs; multi-hot (FSD50K, DeepSEA) and dense targets get ORCA's k-means pseudo-labels
+(``trainables.ot.labels.target_labels``, ORCA's ``infer_labels``: k-means, k = 10, on the
+flattened label vectors), fitted on the probe's own labels.
 The paper uses OTDD as its measure of curriculum difficulty; the public code never computes it.
 
 Deviations:
@@ -58,11 +76,10 @@ Deviations:
       0) or a batch of ``source_batch_size`` is cycled over the target batch. The public code
       skips mixing (loss = task loss only) when the last target batch is smaller than the
       source batch.
-    - Multi-label tasks (FSD50K, DeepSEA) keep the two-head objective: the task's loss (BCE)
-      on multi-hot targets for the target and mixed terms, the source head's cross-entropy on
-      the source labels. The public multi-label branch (``main_PaRe.py``, ``cls_method ==
-      'multilabel'``) instead stacks the target label and the offset source label into one
-      target for a single head's custom loss, which presumes one label index per sample.
+    - 1D: source sequences have the target's N tokens; ``main_PaRe_1d`` mixes precomputed
+      32-token source sequences (``text_xs_32.npy``) into the N target tokens, k from 32
+      (``seq_num``) down, λ_k = k / N. The paper-scale 1-D defaults (``search_spaces.pare``)
+      give the same k and λ_k where our N is the public run's (k_start = 32 / N).
     - Dense tasks use the source head's cross-entropy on the source labels, like
       classification; ``main_PaRe_dense`` instead applies BCE between the *target* head's
       mixed output and binarised source segmentation masks.

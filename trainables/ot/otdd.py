@@ -268,7 +268,9 @@ def label_aware_cost(x_s: torch.Tensor, y_s: torch.Tensor, x_t: torch.Tensor, y_
 def _class_positions(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(sorted distinct labels (K,), each sample's position 0..K-1 (n,))."""
     if y.dim() != 1 or y.is_floating_point():
-        raise ValueError(f"labels must be a 1-D integer tensor, got shape {tuple(y.shape)} dtype {y.dtype}")
+        raise ValueError(f"labels must be a 1-D integer tensor, got shape {tuple(y.shape)} dtype {y.dtype}; "
+                         "give multi-hot, regression or dense targets one class per sample first "
+                         "(trainables.ot.labels.target_labels: ORCA's k-means pseudo-labels)")
     classes, positions = torch.unique(y, sorted=True, return_inverse=True)
     return classes, positions
 
