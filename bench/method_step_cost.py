@@ -12,7 +12,8 @@ source-surrogate batch where a method uses one). Timed in interleaved rounds, me
 - mona exact / jvp: ``MonaTrainable.meta_gradient`` + the embedder's AdamW step, as in
   ``MonaTrainable.stage1_epoch``. (The finite-difference mode is refused on EfficientNet-Lite0's
   ReLU6 network, where it is wrong; the tiny ``--quick`` network is smooth but measures the
-  same two modes.)
+  same two modes. Its SiLU makes jvp record the backward graph, ``needs_recorded_backward``,
+  so ``--quick``'s jvp time and memory are not the embedded default's.)
 - orca: one ``OrcaTrainable.stage1_epoch`` (ORCA takes one optimiser step per "epoch"; it embeds
   up to 128 samples of every target class, so it sees far more than 32 samples).
 - pare: ``PareTrainable.step_loss`` + backward + step, in warm-up (relaxed top-k) and after it.

@@ -33,6 +33,7 @@ from trainables.mona import (
     meta_gradient_jvp,
     meta_params,
     mona_objective,
+    needs_recorded_backward,
     non_smooth_activations,
 )
 from trainables.registry import get_backbone, get_method
@@ -209,8 +210,11 @@ def backbone_model(name: str, dtype=torch.float64):
 def test_jvp_mode_equals_exact_on_the_default_backbone_and_a_gelu_transformer(backbone):
     """EfficientNet-Lite0 (ReLU6, BatchNorm; the embedded default) and a GELU ViT (attention):
     the forward-over-reverse product matches autograd through the inner step (measured 4e-14
-    and 7e-14); central differences are ~44x off on the ReLU6 network and refused there."""
+    and 7e-14); central differences are ~44x off on the ReLU6 network and refused there. Both
+    take the low-memory path (no recorded backward graph); the tiny SiLU EfficientNet of the
+    other jvp tests takes the recorded one."""
     model, source = backbone_model(backbone)
+    assert not needs_recorded_backward(model) and needs_recorded_backward(tiny_model()[0])
     batch = tiny_batch()
     with math_attention():
         direct = flat(meta_gradient_exact(model, source, batch, cross_entropy, 0.0, ALPHA, 1).grads)

@@ -37,12 +37,12 @@ all of L_outer's influence: it is not offered. Three modes compute it (``meta_gr
 
 - ``exact``: autograd through the S inner steps (``torch.func.functional_call`` with
   ``create_graph=True``); any S. Memory grows with the double-backward graph.
-- ``jvp`` (S = 1): the mixed product as a forward-over-reverse derivative, ``torch.func.jvp``
-  of the first-order ∇_φ L_inner along v. Exact as well (equal to ``exact`` to ~1e-13 in
-  float64 on EfficientNet-Lite0 and a GELU ViT), with no second backward graph. It is not a
-  memory saver on the embedded default: peak RSS 1.20x exact's (236 vs 196 MiB above the
-  model, EfficientNet-Lite0 at 32x32, batch 32; ``bench.method_step_cost``), since the
-  forward-mode pass carries a tangent for every activation.
+- ``jvp`` (S = 1): the mixed product as a forward-over-reverse derivative: the forward-mode
+  derivative along v of the first-order ∇_φ L_inner (``torch.autograd.forward_ad``). Exact as
+  well (equal to ``exact`` to ~1e-13 in float64 on EfficientNet-Lite0, a GELU ViT, Swin and
+  BERT), with no second backward graph. Only a modest memory saver, as the forward-mode pass
+  carries a tangent for every activation: EfficientNet-Lite0, batch 32, peak RSS increase
+  0.94x exact's at 32x32 (188 vs 200 MiB, ``bench.method_step_cost``), 0.80x at 64x64.
 - ``finite_difference`` (S = 1): the mixed Hessian-vector product by central differences of
   first-order gradients, as DARTS does (Liu et al., ICLR 2019, arXiv 1806.09055, Eq. 8):
   (∂²L_inner/∂φ∂θ_f) v ≈ [∇_φ L_inner(θ_f + εv) - ∇_φ L_inner(θ_f - εv)] / (2ε),
@@ -64,8 +64,7 @@ BatchNorm and dropout: the base puts the encoder in eval mode for stage 1
 parameters only and use the modules' buffers as they are. The embedder (train mode) updates
 its BatchNorm running statistics exactly once per batch, on the first L_inner forward, as
 Emb does; every further forward of the step (inner steps 2..S, the ±εv passes) runs on
-scratch copies of the buffers, which are discarded, and the jvp pass with running-statistic
-updates switched off (``frozen_running_stats``: same batch statistics, no buffer write).
+scratch copies of the buffers, which are discarded (the jvp pass too).
 
 Deviations:
     - Eq. (4): Wang & Isola's minimised alignment + uniformity with squared distances, not
@@ -83,12 +82,11 @@ Deviations:
 """
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
+import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
@@ -402,32 +400,55 @@ def meta_gradient_finite_difference(model: nn.Module, source_embedder: nn.Module
     return _combine(fo, mixed, lam, alpha, design)
 
 
+# Activations whose backward kernel (silu_backward, mish_backward, hardsigmoid_backward) has no
+# forward-mode derivative; autograd uses their composite, differentiable backward only while it
+# records a graph.
+NO_FORWARD_AD_BACKWARD = (nn.SiLU, nn.Mish, nn.Hardsigmoid)
+
+
+def needs_recorded_backward(model: nn.Module) -> bool:
+    """Whether the jvp mode must differentiate ``model`` with ``create_graph=True``: an activation
+    in ``NO_FORWARD_AD_BACKWARD`` (e.g. SiLU, the tiny test EfficientNet's) has no forward-mode
+    derivative of its plain backward. None of the registered pretrained backbones has one."""
+    return any(isinstance(m, NO_FORWARD_AD_BACKWARD) for m in model.modules())
+
+
 def meta_gradient_jvp(model: nn.Module, source_embedder: nn.Module, batch: MetaBatch, loss_fn,
                       lam: float, alpha: float, design: LossDesign = LossDesign()) -> MetaStep:
     """∇_φ L' for S = 1, the mixed second derivative as a forward-over-reverse product.
 
-    (∂²L_inner/∂φ∂θ_f) v = d/dt ∇_φ L_inner(φ, θ_f + t v) at t = 0: ``torch.func.jvp`` of the
-    first-order gradient (``torch.func.grad``) along v. Exact (no truncation, right across
-    ReLU6 kinks where central differences fail) and with no second backward graph (its
-    memory, measured on EfficientNet-Lite0, is still ~1.2x exact's: tangents on every
-    activation).
+    (∂²L_inner/∂φ∂θ_f) v = d/dt ∇_φ L_inner(φ, θ_f + t v) at t = 0: one L_inner pass with θ_f
+    as forward-mode dual tensors (tangent v, ``torch.autograd.forward_ad``); the tangent of
+    its first-order ∇_φ (``torch.autograd.grad``) is the product. Exact (no truncation, right
+    across ReLU6 kinks where central differences fail), and without ``create_graph`` it
+    records no second backward graph. (``torch.func.jvp`` over ``torch.func.grad`` gives the
+    same numbers but records one, as ``grad`` always differentiates with ``create_graph=True``:
+    1.4-1.6x this mode's peak RSS on EfficientNet-Lite0. Networks that need the recorded
+    graph, ``needs_recorded_backward``, pay that too.)
 
     Returns:
         As ``meta_gradient_exact``.
+
+    Raises:
+        RuntimeError: an operation in the network has no forward-mode derivative.
     """
     fo = first_order(model, source_embedder, batch, loss_fn, alpha, design.outer_loss)
+    phi = [fo.params[n] for n in fo.phi_names]
     fixed = {n: p.detach() for n, p in fo.params.items() if not n.startswith(EMBEDDER)}
-    phi = {n: fo.params[n].detach() for n in fo.phi_names}
-
-    def grad_phi(encoder: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        def loss_of_phi(p: dict[str, torch.Tensor]) -> torch.Tensor:
-            return task_loss(model, {**fixed, **encoder, **p}, batch.x, batch.y, loss_fn)
-        return torch.func.grad(loss_of_phi)(phi)
-
-    theta_f = {n: fixed[n] for n in fo.enc_names}
-    with frozen_running_stats(model):  # the real statistics advanced in first_order
-        _, mixed = torch.func.jvp(grad_phi, (theta_f,), (dict(zip(fo.enc_names, fo.v)),))
-    return _combine(fo, [mixed[n] for n in fo.phi_names], lam, alpha, design)
+    try:
+        with fwAD.dual_level():
+            dual = {n: fwAD.make_dual(fixed[n], vn) for n, vn in zip(fo.enc_names, fo.v)}
+            # scratch buffers: the real BatchNorm statistics advanced in first_order
+            loss = task_loss(model, {**fixed, **dual, **dict(zip(fo.phi_names, phi))}, batch.x, batch.y,
+                             loss_fn, buffers=scratch_buffers(model))
+            grads = torch.autograd.grad(loss, phi, create_graph=needs_recorded_backward(model))
+            tangents = [fwAD.unpack_dual(g).tangent for g in grads]
+    except NotImplementedError as e:  # e.g. an activation called as a function, not a module
+        raise RuntimeError(f"meta_grad='jvp' cannot differentiate this network: {e} "
+                           "Use meta_grad='exact'.") from e
+    # None: that part of ∇_φ L_inner does not depend on θ_f (no second-order term)
+    mixed = [torch.zeros_like(p) if t is None else t.detach() for t, p in zip(tangents, phi)]
+    return _combine(fo, mixed, lam, alpha, design)
 
 
 def math_attention():
@@ -438,22 +459,6 @@ def math_attention():
     timm ViT on CPU: "derivative for aten::_scaled_dot_product_flash_attention_for_cpu_backward
     is not implemented"). Same values, more memory for attention."""
     return sdpa_kernel([SDPBackend.MATH])
-
-
-@contextlib.contextmanager
-def frozen_running_stats(model: nn.Module) -> Iterator[None]:
-    """BatchNorm layers in train mode keep normalising with batch statistics but update no
-    running statistic (``track_running_stats`` off, as torch's and timm's BatchNorm read it):
-    the same function of the inputs, with no in-place buffer write, which ``torch.func``
-    transforms refuse."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    for m in norms:
-        m.track_running_stats = False
-    try:
-        yield
-    finally:
-        for m in norms:
-            m.track_running_stats = True
 
 
 # Activations whose gradient jumps (ReLU family, hard sigmoid/swish/tanh), by class name so that
