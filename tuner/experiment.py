@@ -132,7 +132,9 @@ def build_tuner(resolved: ResolvedSpec, data_source: str, trainable: type | None
         ),
         run_config=tune.RunConfig(
             name=resolved.name, storage_path=resolved.storage, callbacks=[store],
-            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=1,
+            # two kept: Tune snapshots its experiment state at most every 10 s, so a driver killed
+            # just after a trial checkpointed resumes from a snapshot naming the previous one
+            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=2,
                                                     checkpoint_at_end=True),
             failure_config=tune.FailureConfig(max_failures=resolved.spec.max_failures),
             verbose=1,

@@ -151,7 +151,7 @@ def _is_set(value) -> bool:
 
 # Read by Ray when it is imported (DESIGN §8): set before anything imports ray.
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-# Epochs of the embedded tasks take seconds and every epoch checkpoints (num_to_keep=1), which
+# Epochs of the embedded tasks take seconds and every epoch checkpoints (num_to_keep=2), which
 # makes Tune warn about frequent experiment snapshots at every step; they are expected here.
 QUIET_ENV = {"TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
 
