@@ -28,6 +28,7 @@ from trainables.registry import (
     list_methods,
     list_tasks,
 )
+from trainables.tasks.data import task_scales
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_FILES = {**NASBENCH360_WRITERS, **PDEBENCH_WRITERS}  # task -> writer of tiny published-format files
@@ -86,10 +87,10 @@ def test_task_metric_and_loss_exist(task):
     spec = get_task(task)
     assert get_metric(spec.metric).mode in ("min", "max")
     assert spec.output in ("classification", "dense") and spec.modality in ("1d", "2d")
-    paper_defaults = {"lr", "weight_decay", "batch_size", "epochs", "optimizer"}
-    assert paper_defaults <= set(spec.defaults)
-    if spec.has_mini:
-        assert paper_defaults <= set(spec.defaults["mini"])
+    for scale in task_scales(task):
+        d = spec.defaults_at(scale)
+        assert d.optimizer in ("adamw", "adam", "sgd") and d.lr > 0 and d.weight_decay >= 0
+        assert d.batch_size >= 1 and d.epochs >= 1 and d.grad_accum >= 1
 
 
 @pytest.mark.parametrize("task", list_tasks(include_hidden=True))

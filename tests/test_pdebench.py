@@ -113,8 +113,8 @@ def test_registered_specs_follow_tables_10_and_11():
         assert spec.loss == ("mse" if task in ("burgers", "navier-stokes-1d") else "nrmse")
         assert spec.data_files == (FILE_NAMES[task],)
         d = spec.defaults
-        assert (d["batch_size"], d["epochs"], d["grad_accum"], d["optimizer"], d["lr"],
-                d["weight_decay"]) == (batch, epochs, accum, optimizer, lr, wd)
+        assert (d.batch_size, d.epochs, d.grad_accum, d.optimizer, d.lr,
+                d.weight_decay) == (batch, epochs, accum, optimizer, lr, wd)
         assert spec.has_mini == (task in ("advection", "burgers", "darcy"))
 
 

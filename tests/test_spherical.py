@@ -453,6 +453,5 @@ def test_spherical_is_registered():
     spec = TASKS.get("spherical")
     assert spec.input_shape == (3, 60, 60) and spec.num_outputs == 100 and spec.has_mini
     assert spec.data_files == ("s2_cifar100.gz",)
-    assert spec.defaults["optimizer"] == "adamw" and spec.defaults["lr"] == 1e-4
-    assert set(spec.defaults["mini"]) == {"lr", "weight_decay", "batch_size", "epochs", "optimizer",
-                                          "max_train_samples"}
+    assert spec.defaults.optimizer == "adamw" and spec.defaults.lr == 1e-4 and spec.defaults.grad_accum == 4
+    assert spec.mini.max_train_samples == 1500 and spec.defaults.max_train_samples == 0

@@ -18,12 +18,30 @@ SCALES = ("mini", "paper")
 
 
 @dataclass(frozen=True)
+class TaskDefaults:
+    """A task's stage-2 fine-tuning defaults at one scale: MoNA's Tables 9 and 11 at paper
+    scale, CPU-sized values for an embedded variant. The searched dimensions' defaults and
+    ranges are built from them (``tuner.spec.space_defaults``)."""
+
+    lr: float
+    weight_decay: float
+    batch_size: int
+    epochs: int
+    optimizer: str  # "adamw" | "adam" | "sgd"
+    grad_accum: int = 1
+    target_seq_len: int = 0  # 1-D tasks: the most tokens the target embedder makes (0: the backbone's)
+    max_train_samples: int = 0  # training subset (0: all of it)
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """What a task is: shapes, objective, metric and where its files live.
 
     ``input_shape`` and ``num_outputs`` describe the paper-scale data; the embedded
     ("mini") variant may differ and reports its own shapes in ``TaskData``.
     ``loader(data_root, scale, seed)`` returns ``trainables.tasks.data.RawTask``.
+    ``defaults`` are the paper-scale stage-2 defaults, ``mini`` the embedded variant's
+    (None: the task has no embedded variant).
     """
 
     name: str
@@ -36,11 +54,22 @@ class TaskSpec:
     data_files: tuple[str, ...]  # relative to data_root(); what paper scale needs
     loader: Callable[..., Any]
     paper: str
-    # stage-2 hyperparameters (lr, weight_decay, batch_size, epochs, optimizer, grad_accum), a
-    # "mini" sub-dict for the embedded variant, and optionally "target_seq_len" (1D, paper scale)
-    defaults: dict = field(default_factory=dict)
-    has_mini: bool = False  # an embedded offline variant exists
+    defaults: TaskDefaults
+    mini: TaskDefaults | None = None
     hidden: bool = False  # test fixtures: registered but not offered by the CLI
+
+    @property
+    def has_mini(self) -> bool:
+        """An embedded offline variant exists."""
+        return self.mini is not None
+
+    def defaults_at(self, scale: str) -> TaskDefaults:
+        """The stage-2 defaults at ``scale`` ("mini" only where ``has_mini``)."""
+        if scale == "mini":
+            if self.mini is None:
+                raise ValueError(f"task {self.name!r} has no embedded (mini) variant")
+            return self.mini
+        return self.defaults
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import optuna
@@ -225,15 +225,15 @@ class ResolvedSpec:
 
         ``--set`` values of the method's constants (e.g. ``embedder_init``) replace them here."""
         s = self.spec
-        max_train = s.max_train_samples if s.max_train_samples is not None else self.defaults.get("max_train_samples", 0)
+        max_train = s.max_train_samples if s.max_train_samples is not None else self.defaults["max_train_samples"]
         constants = {
             "task": s.task, "backbone": self.backbone, "scale": self.scale, "data_root": self.data_root,
             "data_seed": DATA_SEED, "val_fraction": s.val_fraction, "max_train_samples": max_train,
             "seed": s.seed, "encoder_init": s.init, "embedder_init": "random", "freeze_encoder": False,
             "weights_path": str(Path(s.weights).expanduser().resolve()) if s.weights else "",
-            "target_seq_len": self.defaults.get("target_seq_len", 0) if self.scale == "paper" else 0,
+            "target_seq_len": self.defaults["target_seq_len"],
             "optimizer": self.defaults["optimizer"], "batch_size": self.defaults["batch_size"],
-            "grad_accum": self.defaults.get("grad_accum", 1),
+            "grad_accum": self.defaults["grad_accum"],
             "stage2_epochs": self.stage2_epochs, "num_threads": max(1, int(s.cpus_per_trial)),
         }
         constants.update(self.method_constants)
@@ -266,8 +266,7 @@ def space_defaults(task, scale: str) -> dict:
     """What a method's space is built from: the task's stage-2 defaults at ``scale`` (Tables 9
     and 11 at paper scale, the embedded variant's at mini) plus ``task``, ``modality`` and
     ``scale``, on which paper-scale ranges depend (``search_spaces/__init__.py``)."""
-    values = task.defaults["mini"] if scale == "mini" else task.defaults
-    return {**values, "task": task.name, "modality": task.modality, "scale": scale}
+    return {**asdict(task.defaults_at(scale)), "task": task.name, "modality": task.modality, "scale": scale}
 
 
 def space_dimensions(method, defaults: dict) -> dict:

@@ -89,7 +89,7 @@ from typing import Any
 import numpy as np
 
 from trainables.errors import DataError
-from trainables.registry import register_task
+from trainables.registry import TaskDefaults, register_task
 from trainables.tasks.data import RawTask, require_scale
 from trainables.tasks.files import (
     check_array,
@@ -112,10 +112,10 @@ PAPER = "NAS-Bench-360 (Tu et al., NeurIPS 2022); ORCA (Shen et al., ICML 2023)"
 
 
 def _table9(batch: int, epochs: int, accum: int, optimizer: str, lr: float, wd: float,
-            **extra: Any) -> dict[str, Any]:
-    """A column of MoNA's Table 9 as stage-2 defaults (plus task-specific ``extra`` keys)."""
-    return {"lr": lr, "weight_decay": wd, "batch_size": batch, "grad_accum": accum,
-            "epochs": epochs, "optimizer": optimizer, **extra}
+            **extra: Any) -> TaskDefaults:
+    """A column of MoNA's Table 9 as stage-2 defaults (plus task-specific ``extra`` fields)."""
+    return TaskDefaults(lr=lr, weight_decay=wd, batch_size=batch, grad_accum=accum, epochs=epochs,
+                        optimizer=optimizer, **extra)
 
 
 # MoNA (arXiv 2024) Appendix Table 9, stage-2 fine-tuning: batch size, epochs, gradient
@@ -136,7 +136,7 @@ TABLE9 = {
 
 def _nb360_task(name: str, paper: str, **meta: Any) -> Callable[[Callable], Callable]:
     """``register_task`` for a NAS-Bench-360 task: Table 9's defaults, published files only."""
-    return register_task(name, paper=f"{PAPER}; {paper}", defaults=TABLE9[name], has_mini=False,
+    return register_task(name, paper=f"{PAPER}; {paper}", defaults=TABLE9[name],
                          **meta)
 
 

@@ -80,7 +80,7 @@ import h5py
 import numpy as np
 
 from trainables.errors import DataError
-from trainables.registry import register_task
+from trainables.registry import TaskDefaults, register_task
 from trainables.tasks import files, pde_solvers
 from trainables.tasks.data import RawTask, require_scale
 
@@ -467,20 +467,20 @@ def _loader(task: str) -> Callable[..., RawTask]:
     return load
 
 
-def _defaults(batch: int, epochs: int, optimizer: str, lr: float, wd: float) -> dict[str, Any]:
+def _defaults(batch: int, epochs: int, optimizer: str, lr: float, wd: float) -> TaskDefaults:
     """MoNA's Table 11 (stage-2 fine-tuning): every PDEBench task uses grad. accum. 1."""
-    return {"lr": lr, "weight_decay": wd, "batch_size": batch, "grad_accum": 1, "epochs": epochs,
-            "optimizer": optimizer}
+    return TaskDefaults(lr=lr, weight_decay=wd, batch_size=batch, grad_accum=1, epochs=epochs,
+                        optimizer=optimizer)
 
 
 # Embedded variants, sized for 2 CPUs: 900 training samples (810 after validation); the 1D ones
 # train on 400 of them (all-MiniLM-L6-v2 on 64 tokens: ~20-30 s per epoch per trial).
-MINI_1D_DEFAULTS = {"lr": 3e-4, "weight_decay": 1e-5, "batch_size": 32, "epochs": 6, "optimizer": "adamw",
-                    "max_train_samples": 400}
-MINI_2D_DEFAULTS = {"lr": 1e-3, "weight_decay": 1e-5, "batch_size": 32, "epochs": 10, "optimizer": "adamw"}
+MINI_1D_DEFAULTS = TaskDefaults(lr=3e-4, weight_decay=1e-5, batch_size=32, epochs=6, optimizer="adamw",
+                                max_train_samples=400)
+MINI_2D_DEFAULTS = TaskDefaults(lr=1e-3, weight_decay=1e-5, batch_size=32, epochs=10, optimizer="adamw")
 
 # name: (modality, input shape, loss, Table 11 column: batch, epochs, optimizer, lr, wd)
-TASKS: dict[str, tuple[str, tuple[int, ...], str, dict[str, Any]]] = {
+TASKS: dict[str, tuple[str, tuple[int, ...], str, TaskDefaults]] = {
     "advection": ("1d", (1, 256), "nrmse", _defaults(4, 200, "adam", 1e-4, 1e-5)),
     "burgers": ("1d", (1, 1024), "mse", _defaults(4, 200, "adam", 1e-5, 1e-5)),
     "diffusion-reaction-1d": ("1d", (1, 1024), "nrmse", _defaults(4, 200, "sgd", 1e-3, 1e-5)),
@@ -497,7 +497,7 @@ def _register_all() -> None:
     """Register the eight tasks: one loader each, Table 11's defaults, mini where generated."""
     for name, (modality, shape, loss, paper_defaults) in TASKS.items():
         spec = FILES[name]
-        mini = {"mini": dict(MINI_1D_DEFAULTS if modality == "1d" else MINI_2D_DEFAULTS)}
+        mini = MINI_1D_DEFAULTS if modality == "1d" else MINI_2D_DEFAULTS
         register_task(
             name,
             modality=modality,
@@ -508,8 +508,8 @@ def _register_all() -> None:
             metric="nrmse",
             data_files=(spec.name,),
             paper=PAPER,
-            defaults={**paper_defaults, **(mini if name in MINI else {})},
-            has_mini=name in MINI,
+            defaults=paper_defaults,
+            mini=mini if name in MINI else None,
         )(_loader(name))
 
 

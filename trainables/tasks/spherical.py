@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from trainables.registry import register_task
+from trainables.registry import TaskDefaults, register_task
 from trainables.tasks.data import RawTask, require_scale
 from trainables.tasks.files import (
     cache_path,
@@ -73,22 +73,15 @@ PAPER_SOURCE = "NAS-Bench-360's file, https://pde-xd.s3.amazonaws.com/spherical/
         "NAS-Bench-360 (Tu et al., NeurIPS 2022); "
         "Cohen et al., Spherical CNNs (ICLR 2018)"
     ),
-    defaults={
-        # MoNA (arXiv 2024) Appendix, Table 9, column "Spherical" (stage-2 vanilla fine-tuning,
-        # following ORCA): batch 32, 60 epochs, AdamW, lr 1e-4, weight decay 1e-1.
-        # Gradient accumulation 4: an effective batch of 128.
-        "lr": 1e-4,
-        "weight_decay": 1e-1,
-        "batch_size": 32,
-        "grad_accum": 4,
-        "epochs": 60,
-        "optimizer": "adamw",
-        # Embedded Spherical MNIST (mini scale), sized for 2 CPUs: 1,500 of the 3,600
-        # training digits (~10 s per epoch per trial for EfficientNet-Lite0 at 32x32).
-        "mini": {"lr": 1e-3, "weight_decay": 1e-4, "batch_size": 64, "epochs": 6,
-                 "optimizer": "adamw", "max_train_samples": 1500},
-    },
-    has_mini=True,
+    # MoNA (arXiv 2024) Appendix, Table 9, column "Spherical" (stage-2 vanilla fine-tuning,
+    # following ORCA): batch 32, 60 epochs, AdamW, lr 1e-4, weight decay 1e-1.
+    # Gradient accumulation 4: an effective batch of 128.
+    defaults=TaskDefaults(lr=1e-4, weight_decay=1e-1, batch_size=32, grad_accum=4, epochs=60,
+                          optimizer="adamw"),
+    # Embedded Spherical MNIST (mini scale), sized for 2 CPUs: 1,500 of the 3,600
+    # training digits (~10 s per epoch per trial for EfficientNet-Lite0 at 32x32).
+    mini=TaskDefaults(lr=1e-3, weight_decay=1e-4, batch_size=64, epochs=6, optimizer="adamw",
+                      max_train_samples=1500),
 )
 def load_spherical(data_root: Path, scale: str, seed: int = 0) -> RawTask:
     """Load Spherical CIFAR-100 (``scale="paper"``) or generate Spherical MNIST (``"mini"``).

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from trainables.registry import register_task
+from trainables.registry import TaskDefaults, register_task
 from trainables.tasks.data import RawTask
 
 SIDE = 32
 N_TRAIN, N_TEST = 320, 64
-TOY_DEFAULTS = {"lr": 1e-3, "weight_decay": 1e-4, "batch_size": 16, "epochs": 2, "optimizer": "adamw"}
+TOY_DEFAULTS = TaskDefaults(lr=1e-3, weight_decay=1e-4, batch_size=16, epochs=2, optimizer="adamw")
 
 
 def _toy_task(name: str, modality: str, output: str, input_shape: tuple[int, ...], num_outputs: int,
@@ -27,7 +27,7 @@ def _toy_task(name: str, modality: str, output: str, input_shape: tuple[int, ...
     return register_task(
         name, modality=modality, output=output, input_shape=input_shape, num_outputs=num_outputs,
         loss=loss, metric=metric, data_files=(), paper="test fixture",
-        defaults={**TOY_DEFAULTS, "mini": TOY_DEFAULTS}, has_mini=True, hidden=True,
+        defaults=TOY_DEFAULTS, mini=TOY_DEFAULTS, hidden=True,
     )
 
 

@@ -104,7 +104,7 @@ from typing import Any
 import numpy as np
 
 from trainables.errors import DataError
-from trainables.registry import register_task
+from trainables.registry import TaskDefaults, register_task
 from trainables.tasks.data import RawTask, require_scale
 from trainables.tasks.files import malformed
 
@@ -341,15 +341,15 @@ JAPANESE_VOWELS = ArchiveProblem("JapaneseVowels", "JapaneseVowels_eq", (12, 25)
 # only): AdamW with lr 1e-4, the value most of Table 9's columns use; batch 32 and 60 epochs
 # as Table 9's image-classification columns; PyTorch's AdamW weight decay (0.01); no gradient
 # accumulation (a few hundred training series are only 6-8 steps of 32 per epoch).
-PAPER_DEFAULTS = {"lr": 1e-4, "weight_decay": 1e-2, "batch_size": 32, "grad_accum": 1,
-                  "epochs": 60, "optimizer": "adamw"}
+PAPER_DEFAULTS = TaskDefaults(lr=1e-4, weight_decay=1e-2, batch_size=32, grad_accum=1, epochs=60,
+                              optimizer="adamw")
 PAPER_SOURCE = (
     "UCR/UEA archive (Dau et al., 2019, arXiv:1810.07758; Bagnall et al., 2018, arXiv:1811.00075)"
 )
 
 
 def _register(task: str, problem: ArchiveProblem, paper: str,
-              mini: dict[str, Any]) -> Callable[..., RawTask]:
+              mini: TaskDefaults) -> Callable[..., RawTask]:
     """Register ``problem`` as task ``task`` (both scales read the same shipped files).
 
     Returns:
@@ -372,7 +372,7 @@ def _register(task: str, problem: ArchiveProblem, paper: str,
         task, modality="1d", output="classification", input_shape=problem.input_shape,
         num_outputs=problem.num_classes, loss="cross_entropy", metric="error_rate",
         data_files=(),  # shipped inside aeon: always present
-        paper=f"{PAPER_SOURCE}: {paper}", defaults={**PAPER_DEFAULTS, "mini": mini}, has_mini=True,
+        paper=f"{PAPER_SOURCE}: {paper}", defaults=PAPER_DEFAULTS, mini=mini,
     )(load)
 
 
@@ -385,7 +385,7 @@ load_japanese_vowels = _register(
     # validation error fell 56% -> 15% -> 4% over 6 epochs, test error 4.9%.
     # `python -m tuner.sweep --task japanesevowels --method finetune` (8 trials, ASHA):
     # 8 min 20 s with the machine's load average at 6-12 (other jobs); best test error 4.9%.
-    {"lr": 3e-4, "weight_decay": 1e-2, "batch_size": 32, "epochs": 6, "optimizer": "adamw"},
+    TaskDefaults(lr=3e-4, weight_decay=1e-2, batch_size=32, epochs=6, optimizer="adamw"),
 )
 
 load_osuleaf = _register(
@@ -398,5 +398,5 @@ load_osuleaf = _register(
     # lr 3e-4 and 1e-3 stay at the majority class (75% validation error) for 8 epochs;
     # 25 epochs at 3e-4 reach 65% validation / 70% test error. A smoke-level sweep only;
     # japanesevowels is the meaningful mini task.
-    {"lr": 3e-4, "weight_decay": 1e-2, "batch_size": 32, "epochs": 4, "optimizer": "adamw"},
+    TaskDefaults(lr=3e-4, weight_decay=1e-2, batch_size=32, epochs=4, optimizer="adamw"),
 )
