@@ -204,6 +204,20 @@ def store_dir(storage_path: str, experiment: str) -> str:
     return _join(experiment_dir(storage_path, experiment), STORE_DIRNAME)
 
 
+OPTUNA_STUDY_FILE = "optuna_study.journal"
+
+
+def optuna_study_path(storage_path: str, experiment: str) -> str:
+    """Where a search-mode experiment keeps its Optuna study (Optuna's journal file storage,
+    study name = the experiment name): ``<storage_path>/<experiment>/optuna_study.journal``.
+    ``optuna-dashboard <file>`` and ``optuna.load_study`` read it.
+
+    >>> optuna_study_path("/runs", "mona_spherical")
+    '/runs/mona_spherical/optuna_study.journal'
+    """
+    return _join(experiment_dir(storage_path, experiment), OPTUNA_STUDY_FILE)
+
+
 def list_experiments(storage_path: str) -> list[str]:
     """Names of the experiments under ``storage_path`` that have a results store.
 

@@ -1,11 +1,11 @@
-"""Plots and reports draw exactly the store's numbers (checked on the data, not the pixels)."""
+"""Plots draw exactly the store's numbers (checked on the data, not the pixels)."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tuner import plot, report
+from tuner import plot
 from tuner.store import TRIALS, append_rows
 
 
@@ -64,30 +64,3 @@ def test_plot_cli_writes_a_png(sensitivity_store, tmp_path):
     assert plot.main(["sensitivity", "sens", "--storage", storage, "--param", "stage1_epochs", "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot.main(["sensitivity", "sens", "--storage", storage, "--param", "nope", "--out", str(out)]) == 2
-
-
-def test_report_matches_an_independent_pandas_computation(tmp_path):
-    rng = np.random.default_rng(1)
-    rows = []
-    for exp, method, task in [("a", "finetune", "spherical"), ("b", "emb", "spherical"), ("c", "finetune", "test_toy_task")]:
-        for lr in (1e-3, 1e-2):
-            for seed in range(2):
-                rows.append(_trial(exp, f"{exp}{lr}{seed}", method, task, "completed",
-                                   {"stage2_lr": lr, "seed": seed}, rng.uniform(10, 90), rng.uniform(10, 90)))
-        rows.append(_trial(exp, f"{exp}-err", method, task, "error", {"stage2_lr": 1e-3, "seed": 5}, np.nan, np.nan))
-        rows.append(_trial(exp, f"{exp}-pr", method, task, "pruned", {"stage2_lr": 1e-1, "seed": 5}, 1.0, np.nan))
-    for exp in "abc":
-        append_rows(str(tmp_path), exp, TRIALS, [r for r in rows if r["experiment"] == exp])
-    table = report.comparison(str(tmp_path), ["a", "b", "c"]).set_index(["method", "task"])
-
-    df = pd.DataFrame(rows)
-    for (method, task), group in df.groupby(["method", "task"]):
-        done = group[group["status"] == "completed"]
-        by_lr = done.groupby("config/stage2_lr")
-        best_lr = by_lr["best_val_metric"].mean().idxmin()  # min: error metrics
-        tests = by_lr.get_group(best_lr)["test_metric"]
-        got = table.loc[(method, task)]
-        assert got["mean"] == pytest.approx(tests.mean()) and got["std"] == pytest.approx(tests.std())
-        assert (got["n"], got["completed"], got["incomplete"], got["error"]) == (2, 4, 1, 1)
-    text = report.markdown(table.reset_index())
-    assert "| method | spherical | test_toy_task |" in text and "[incomplete 1, error 1 left out]" in text
