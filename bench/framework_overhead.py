@@ -8,7 +8,7 @@ the task's lr and weight decay, cosine schedule) and one thread:
   epochs; the first epoch of each run is a warm-up and dropped. Three figures per epoch, all
   read back from the Parquet store: the trainable's ``samples_per_s`` (its training loop
   alone), samples / ``time_this_iter_s`` (the whole ``step()``: training + validation pass +
-  result), and samples / the driver-side interval between consecutive results (``written_ns``
+  result), and samples / the driver-side interval between consecutive results (``written_at``
   of the store rows: adds Tune's checkpoint, result handling and the store's writes).
 - bare: a hand-written loop (shuffle, forward, loss, backward, step) in the driver process over
   the same model and training subset, built by the method's Trainable outside Ray (so the
@@ -99,7 +99,7 @@ def tune_epochs(spec: SweepSpec, samples: int) -> dict[str, list[float]]:
     h = run.history.sort_values("iteration")
     if len(h) != spec.max_epochs:
         raise RuntimeError(f"expected {spec.max_epochs} results, got {len(h)}")
-    interval_s = h["written_ns"].diff() / 1e9  # driver-side time between consecutive results
+    interval_s = h["written_at"].diff().dt.total_seconds()  # driver-side time between consecutive results
     measured = h.iloc[1:]
     return {"train": measured["samples_per_s"].tolist(),
             "step": (samples / measured["time_this_iter_s"]).tolist(),

@@ -118,7 +118,7 @@ def full_grid(choices: dict, held: dict) -> tuple[dict, dict]:
 def epochs_to_target(history: pd.DataFrame, target: float) -> tuple[int | None, float | None]:
     """(trial-epochs, trial-seconds) up to the first stage-2 result with val_metric <= target,
     in the order the driver received the results; (None, None) if never reached."""
-    h = history.sort_values("written_ns").reset_index(drop=True)
+    h = history.sort_values("written_at").reset_index(drop=True)
     hit = h.index[(h["stage"] == 2) & (h["val_metric"] <= target)]
     if len(hit) == 0:
         return None, None

@@ -12,11 +12,24 @@ of any offending entry; ``overridden_space`` runs a space with ranges and choice
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
 import yaml
 
 RANGE_KEYS = {"low", "high"}
+
+
+class Yaml12FloatLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but ``1e-4`` is a float (YAML 1.2) rather than the string YAML 1.1
+    makes of an exponent without a dot."""
+
+
+Yaml12FloatLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 class OverriddenTrial:
@@ -77,7 +90,7 @@ def read_overrides(path: str, dims: dict, aliases: dict) -> tuple[dict, dict]:
     """
     try:
         with open(path) as f:
-            root = yaml.compose(f, Loader=yaml.SafeLoader)
+            root = yaml.compose(f, Loader=Yaml12FloatLoader)
     except OSError as e:
         raise ValueError(f"--space {path}: {e.strerror}") from None
     except yaml.YAMLError as e:

@@ -27,7 +27,7 @@ from trainables.analysis.distortion import (
     probe_encoder,
 )
 from trainables.registry import get_backbone, get_method
-from tuner import analyze, plot, store
+from tuner import analyze, mona_analyses, plot, store
 
 # ------------------------------------------------------------------------------ discrepancy
 
@@ -207,7 +207,7 @@ def _fake_experiment(storage, name: str, tmp_path):
 def test_distortion_of_an_experiment_end_to_end(tmp_path, tiny_reference):
     storage = tmp_path / "runs"
     trainable = _fake_experiment(storage, "exp", tmp_path)
-    rows = analyze.run_distortion(str(storage), "exp", max_samples=150)
+    rows = mona_analyses.run_distortion(str(storage), "exp", max_samples=150)
     assert rows["trial_id"].tolist() == ["abc12_00000"]  # completed trials only
     spec, built = tiny_reference  # seed 0, as the trial's encoder_init="random" draws
     probe = load_probe_data(spec, tmp_path, (1, 32, 32), None, None, max_samples=150, seed=0)
@@ -233,6 +233,6 @@ def test_distortion_of_an_experiment_end_to_end(tmp_path, tiny_reference):
 def test_distortion_errors_are_one_line(tmp_path, capsys):
     assert analyze.main(["distortion", "nothing", "--storage", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "no completed trial" in err
+    assert err.count("\n") == 0 and "no experiment 'nothing'" in err
     assert plot.main(["distortion", "nothing", "--storage", str(tmp_path)]) == 2
     assert "run python -m tuner.analyze distortion" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from trial_configs import sample_config
 from trainables.base import CHECKPOINT_FILE
 from trainables.errors import CheckpointError
 from trainables.registry import get_method
+from tuner.spec import SweepSpec
 from tuner.sweep import main
 
 SPHERICAL = ["--task", "spherical", "--method", "finetune"]
@@ -50,9 +51,32 @@ def _write_s2(path, images: np.ndarray, labels: np.ndarray) -> None:
     (["--task", "spherical", "--method", "mona", "--sensitivity", "lambda=0,x"], "expected a float"),
     ([*SPHERICAL, "--num-samples", "0"], "--num-samples is out of range"),
     ([*SPHERICAL, "--weights", "/nonexistent.pth"], "no such file"),
+    (["--task", "spherical", "--method", "mona", "--set", "inner_steps=4"],
+     "--set inner_steps=4: inner_steps is searched as one of (1, 2, 3, 5)"),
+    (["--task", "spherical", "--method", "mona", "--sensitivity", "stage2_lr=0,0.001"],
+     "stage2_lr is searched on a log scale (log-uniform [0.0001, 0.01]); it must be > 0"),
 ])
 def test_unknown_names_dimensions_and_values(argv, message, capsys, tmp_path):
     _refused(argv + ["--data-dir", str(tmp_path)], capsys, message)
+
+
+def test_sensitivity_without_values_lists_every_dimension_with_default_and_range(capsys, tmp_path):
+    assert main(["--task", "spherical", "--method", "mona", "--sensitivity", "lambda",
+                 "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "expected NAME=VALUE[,VALUE...]" in err
+    assert "  lambda (lam): 0.5; uniform [0, 1]" in err and "  inner_steps: 1; one of (1, 2, 3, 5)" in err
+    assert "  meta_grad: 'exact'; constant" in err and "  stage2_lr: 0.001; log-uniform [0.0001, 0.01]" in err
+
+
+def test_space_file_reads_exponents_without_a_dot_as_numbers(tmp_path):
+    """YAML 1.1 (PyYAML) reads ``1e-4`` as a string; the space file reads it as YAML 1.2 does."""
+    path = tmp_path / "space.yaml"
+    path.write_text("stage2_lr: {low: 1e-5, high: 1E-2}\nstage2_weight_decay: 1e-4\n")
+    resolved = SweepSpec(task="test_toy_task", method="finetune", backbone="test_efficientnet", init="random",
+                         data_dir=str(tmp_path), space_file=str(path)).resolve()
+    assert resolved.ranges == {"stage2_lr": {"low": 1e-5, "high": 1e-2}}
+    assert resolved.fixed == {"stage2_weight_decay": 1e-4}
 
 
 @pytest.mark.parametrize("text,message", [
@@ -109,7 +133,7 @@ def test_existing_experiment_and_unknown_resume_leave_the_store_alone(capsys, tm
     _refused([*TOY, "--data-dir", str(tmp_path), "--storage", str(results), "--name", "done"], capsys,
              "already exists")
     _refused(["--resume", "--name", "nothing-here", "--storage", str(results)], capsys,
-             "no experiment 'nothing-here'")
+             "no experiment 'nothing-here' in " + str(results) + ". Experiments there: done.")
     _refused(["--resume", "--storage", str(results)], capsys, "--resume needs --name")
     assert _snapshot(results) == before
 

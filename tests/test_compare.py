@@ -5,7 +5,7 @@ import math
 
 import pandas as pd
 import pytest
-from trial_configs import TOY
+from trial_configs import TOY, sample_config
 
 from tuner import compare, experiment
 from tuner.spec import SweepSpec
@@ -76,3 +76,45 @@ def test_compare_runs_each_method_at_its_defaults_and_reports(ray_local, tmp_pat
     trials = compare.read_experiments(str(tmp_path / "r"), ["cmp-finetune", "cmp-finetune++"])
     assert sorted(trials["config/seed"]) == [0, 0, 1, 1] and (trials["status"] == "completed").all()
     assert (trials["config/stage2_lr"] == 0.01).all()
+
+
+def test_from_experiment_reruns_the_best_configuration_on_fresh_seeds(tmp_path):
+    """The best configuration by mean validation over completed trials (a pruned trial with a
+    better, lower-fidelity value never wins), every dimension held at its value, seeds past
+    the source's; the same scale, backbone, epochs and data for every row."""
+    config = sample_config("finetune", tmp_path, max_epochs=2, max_train_samples=64)
+    searched = [(3e-4, 1e-3, 40.0, "completed"), (1.234567891e-3, 2e-2, 30.0, "completed"),
+                (2e-3, 1e-4, 10.0, "pruned"), (5e-3, 3e-3, 35.0, "completed")]
+    trials = pd.DataFrame([
+        {"experiment": "tpe", "trial_id": f"t{i}", "status": status, "best_val_metric": val, "test_metric": val + 1,
+         "task": "test_toy_task", "method": "finetune", "scale": "mini", "backbone": "test_efficientnet",
+         **{f"config/{k}": v for k, v in {**config, "stage2_lr": lr, "stage2_weight_decay": wd}.items()}}
+        for i, (lr, wd, val, status) in enumerate(searched)])
+    assert compare.best_settings(trials)["stage2_lr"] == 1.234567891e-3
+    args = compare.parse_args(["--from-experiment", "tpe", "--methods", "finetune++", "--seeds", "2",
+                               "--storage", str(tmp_path / "r"), "--set", "stage2_weight_decay=0.05"])
+    base, best = compare.from_experiment(trials, "tpe", args)
+    assert (base.task, base.scale, base.backbone, base.seed, base.seeds) == ("test_toy_task", "mini", "test_efficientnet", 1, 2)
+    assert (base.max_epochs, base.max_train_samples, base.init) == (2, 64, "random")
+    assert best.name == "compare-test_toy_task-finetune-best-of-tpe" and best.at_defaults
+    resolved = best.resolve()
+    assert resolved.fixed["stage2_lr"] == 1.234567891e-3  # exactly: --set carries repr(float)
+    assert resolved.fixed["stage2_weight_decay"] == 0.05  # a --set given with the run still wins
+    assert resolved.default_config()["seed"] == 1 and resolved.expected_trials == 2
+    with pytest.raises(ValueError, match=r"re-uses seed\(s\) \[0\].*fresh seeds start at 1"):
+        compare.from_experiment(trials, "tpe", compare.parse_args(["--from-experiment", "tpe", "--seed", "0"]))
+    with pytest.raises(ValueError, match="--task spherical but tpe ran task test_toy_task"):
+        compare.from_experiment(trials, "tpe", compare.parse_args(["--from-experiment", "tpe", "--task", "spherical"]))
+    labels = compare.row_labels(pd.DataFrame({"method": ["finetune", "finetune++"],
+                                              "experiment": [best.name, "compare-test_toy_task-finetune++"]}))
+    assert list(labels) == ["finetune (best of tpe)", "finetune++"]
+
+
+def test_paper_scale_rows_show_the_published_number():
+    rows = [{**r, "scale": "paper", "backbone": "swin_base_patch4_window7_224.ms_in22k"}
+            for r in _rows("finetune++", [33.0, 34.0, 35.0]) + _rows("mona", [27.0, 28.5, 28.5])]
+    table = compare.comparison(pd.DataFrame(rows), "finetune++").set_index("method")
+    assert table.loc["mona", "published"] == 27.13 and table.loc["mona", "published_delta"] == pytest.approx(0.87)
+    text = compare.markdown(table.reset_index(), "spherical", "finetune++")
+    assert "| 27.13 (MoNA T2) | +0.87 |" in text and "| 33.17 (MoNA T2) | +0.83 |" in text
+    assert "not comparable" not in text

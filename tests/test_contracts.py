@@ -216,6 +216,15 @@ def test_reading_results_imports_neither_torch_nor_ray():
     """Plots, reports and method lookups (space, defaults, aliases) stay light."""
     for command in (["-m", "tuner.report", "--help"], ["-m", "tuner.plot", "--help"]):
         subprocess.run([sys.executable, *command], check=True, cwd=REPO, capture_output=True)
+    # --help of the analyses and of `python -m tuner` (which lists the commands) imports no library
+    code = ("import sys, runpy; sys.argv = ['x', '--help']\n"
+            "for m in ('tuner.analyze', 'tuner'):\n"
+            "    try: runpy.run_module(m, run_name='__main__')\n"
+            "    except SystemExit: pass\n"
+            "heavy = [k for k in ('torch', 'ray', 'optuna', 'pandas', 'matplotlib') if k in sys.modules]\n"
+            "assert not heavy, heavy")
+    out = subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, capture_output=True, text=True).stdout
+    assert "discrepancy" in out and all(f"  {c} " in out for c in ("sweep", "compare", "report", "plot", "analyze"))
     code = ("import sys, tuner.plot, tuner.report, trainables.registry as r; "
             "m = r.get_method('mona'); m.defaults; m.aliases; r.get_task('spherical'); "
             "heavy = [k for k in ('torch', 'ray') if k in sys.modules]; assert not heavy, heavy")

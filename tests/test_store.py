@@ -10,6 +10,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -100,6 +102,10 @@ def test_nan_and_inf_round_trip(tmp_path):
                                                  u=np.float32(-np.inf), flag=np.bool_(True))])
     row = read_history(tmp_path, "exp").iloc[0]
     assert math.isnan(row.v) and row.w == math.inf and row.u == -math.inf and row.flag
+    # In the file NaN is a null of a float column (SQL aggregates skip it); inf stays.
+    part = pq.read_table(_parts(tmp_path, "exp", HISTORY)[0])
+    assert part.schema.field("v").type == pa.float64() and part["v"].null_count == 1
+    assert part["w"].to_pylist() == [math.inf]
 
 
 def test_non_scalar_and_missing_key_rejected(tmp_path):
@@ -169,12 +175,13 @@ def test_history_beyond_final_iteration_dropped(tmp_path):
     history = read_history(tmp_path, "exp")
     assert history.groupby("trial_id").iteration.agg(list).to_dict() == {
         "r": [1, 2, 3, 4], "t": [1, 2, 3, 4], "u": [1, 2]}
-    compact_store(tmp_path, "exp")  # written_ns survives compaction, and so does the rule
+    compact_store(tmp_path, "exp")  # written_at survives compaction, and so does the rule
     pd.testing.assert_frame_equal(read_history(tmp_path, "exp"), history)
 
 
 def _result(it, stage, val, **extra):
     return {"training_iteration": it, "time_total_s": float(it), "time_this_iter_s": 1.0 * stage,
+            "timestamp": 1_700_000_000 + it,
             "stage": stage, "stage_name": f"s{stage}", "val_metric": val, "finished": False,
             "diverged": False, "test_metric": float("nan"), "config": {"x": 1}, "pid": 1,
             "done": False, "hist": [1, 2], "nested": {"a": 1.5, "b": [1]}, **extra}
@@ -197,13 +204,15 @@ def test_callback_rebuilds_trial_log_after_restore(tmp_path):
     restored.on_trial_result(0, [], trial, _result(4, 2, 0.55, finished=True, test_metric=0.4))
     restored.on_trial_complete(0, [], trial)
     row = read_trials(tmp_path, "exp").iloc[0]
-    assert row.status == "completed" and row.iterations == 4 and row.seed == 3
+    assert row.status == "completed" and row.iterations == 4 and row["config/seed"] == 3
+    assert "seed" not in row.index  # one seed column: config/seed
     assert row.best_val_metric == 0.55 and row.final_val_metric == 0.55 and row.test_metric == 0.4
     assert row.stage1_time_s == 2.0 and row.stage2_time_s == 4.0  # (1+1) and (2+2)
     assert row["config/x"] == 0.5 and row["config/opts"] == "[1, 2]" and row.task == "toy"
     history = read_history(tmp_path, "exp")
     assert history.iteration.tolist() == [1, 2, 3, 4]
     assert history.val_metric.tolist() == [0.9, 0.7, 0.6, 0.55]
+    assert history.timestamp.iloc[0] == pd.Timestamp(1_700_000_001, unit="s", tz="UTC")
     assert "nested/a" in history.columns and "hist" not in history.columns
     assert not {"config", "pid", "done", "training_iteration", "config/x"} & set(history.columns)
 
@@ -230,6 +239,168 @@ def test_reader_relists_when_a_compaction_removes_parts(tmp_path, monkeypatch):
 
     monkeypatch.setattr(store, "_list_parts", stale_then_real)
     assert read_history(tmp_path, "exp").v.tolist() == [1.0] and len(calls) >= 2
+
+
+# ------------------------------------------------------------------------------------------
+# Schema: nulls, one seed column, timestamps, versions; old stores; SQL (DuckDB)
+
+
+def test_schema_types_nulls_and_version(tmp_path):
+    cb = store_callback.ResultsStoreCallback(tmp_path, "exp", STATIC, compact_every=None)
+    trial = SimpleNamespace(trial_id="p", config={"x": 0.5, "seed": 4},
+                            run_metadata=SimpleNamespace(last_result={}))
+    cb.on_trial_result(0, [], trial, _result(1, 1, float("nan")))  # nothing finite, no test
+    cb.on_trial_complete(0, [], trial)  # pruned
+    compact_store(tmp_path, "exp")
+    trials = pq.read_table(_parts(tmp_path, "exp", TRIALS)[0])
+    history = pq.read_table(_parts(tmp_path, "exp", HISTORY)[0])
+    for name in ("best_val_metric", "final_val_metric", "test_metric"):
+        assert trials.schema.field(name).type == pa.float64() and trials[name].null_count == 1
+    # a float column that was NaN in every row keeps its type, as nulls
+    assert history.schema.field("test_metric").type == pa.float64()
+    assert history["test_metric"].null_count == history["val_metric"].null_count == 1
+    for t in (trials, history):
+        assert t.schema.field("written_at").type == pa.timestamp("us", tz="UTC")
+        assert t["schema_version"].to_pylist() == [store.SCHEMA_VERSION]
+        assert "written_ns" not in t.column_names
+    assert history.schema.field("timestamp").type == pa.timestamp("us", tz="UTC")
+    assert history["timestamp"].to_pylist()[0].timestamp() == 1_700_000_001
+    assert "seed" not in trials.column_names and trials["config/seed"].to_pylist() == [4]
+    assert trials.schema.field("time_total_s").type == pa.float64()
+    # pandas readers: null floats read as NaN, times as tz-aware datetimes
+    row = read_trials(tmp_path, "exp").iloc[0]
+    assert math.isnan(row.test_metric) and math.isnan(row.best_val_metric)
+    assert str(read_trials(tmp_path, "exp").written_at.dtype).startswith("datetime64")
+    with pytest.raises(ValueError, match="datetime"):
+        append_rows(tmp_path, "exp", HISTORY, [_hist("t", 1, timestamp=1_700_000_000)])
+
+
+OLD_NS = 1_700_000_000_000_000_123  # a version-1 written_ns (2023), not a whole microsecond
+
+
+def _write_old_part(root, experiment, table, rows, seq):
+    """A part file as version 1 wrote it (no schema_version; written_ns, NaN, seed, int times)."""
+    d = Path(store_dir(str(root), experiment), table)
+    d.mkdir(parents=True, exist_ok=True)
+    rows = [{**r, "written_ns": seq} for r in rows]
+    pq.write_table(pa.Table.from_pylist(rows), d / f"{seq:020d}-{'0' * 32}.parquet")
+
+
+def _old_store(root, experiment):
+    """Version-1 parts: trial o1 pruned at iteration 2 (a lost attempt had reported 3)."""
+    _write_old_part(root, experiment, HISTORY, [
+        {"experiment": experiment, "trial_id": "o1", "iteration": i, "time_total_s": float(i),
+         "time_this_iter_s": 1.0, "timestamp": 1_700_000_000 + i,
+         "val_metric": [0.9, float("nan"), 0.4][i - 1]} for i in (1, 2, 3)], OLD_NS)
+    _write_old_part(root, experiment, TRIALS, [
+        {"experiment": experiment, "trial_id": "o1", "status": "pruned", "iterations": 2,
+         "best_val_metric": 0.9, "final_val_metric": float("nan"), "test_metric": float("nan"),
+         "error": None, "seed": 7, "time_total_s": 2.0, "stage1_time_s": 2.0,
+         "stage2_time_s": 0.0, "method": "m", "config/seed": 7, "config/x": 0.1}], OLD_NS + 5000)
+
+
+def test_old_format_parts_read_with_new_ones_and_migrated(tmp_path):
+    _old_store(tmp_path, "exp")
+    append_rows(tmp_path, "exp", HISTORY, [
+        _hist("n1", 1, val_metric=0.3, timestamp=pd.Timestamp("2026-01-01", tz="UTC"))])
+    append_rows(tmp_path, "exp", TRIALS, [{
+        "experiment": "exp", "trial_id": "n1", "status": "completed", "iterations": 1,
+        "test_metric": 0.25, "method": "m", "config/seed": 8, "config/x": 0.2}])
+    trials, history = read_trials(tmp_path, "exp"), read_history(tmp_path, "exp")
+    assert trials.trial_id.tolist() == ["n1", "o1"] and "seed" not in trials.columns
+    by_id = trials.set_index("trial_id")
+    assert by_id["config/seed"].to_dict() == {"n1": 8, "o1": 7}
+    assert by_id.schema_version.tolist() == [2, 2]
+    assert math.isnan(by_id.test_metric["o1"]) and by_id.test_metric["n1"] == 0.25
+    assert by_id.written_at["o1"] == pd.Timestamp(OLD_NS // 1000 + 5, unit="us", tz="UTC")
+    assert by_id.written_at["n1"] > by_id.written_at["o1"]
+    # the stale-row rule holds across versions: o1's iteration 3 predates its trials row
+    assert list(zip(history.trial_id, history.iteration)) == [("n1", 1), ("o1", 1), ("o1", 2)]
+    assert history.timestamp[1] == pd.Timestamp(1_700_000_001, unit="s", tz="UTC")
+    assert math.isnan(history.val_metric[2])
+    compact_store(tmp_path, "exp")
+    pd.testing.assert_frame_equal(read_trials(tmp_path, "exp"), trials)
+    pd.testing.assert_frame_equal(read_history(tmp_path, "exp"), history)
+    for table in (TRIALS, HISTORY):
+        (part,) = _parts(tmp_path, "exp", table)
+        t = pq.read_table(part)
+        assert "written_ns" not in t.column_names and "seed" not in t.column_names
+        assert set(t["schema_version"].to_pylist()) == {2}
+        floats = [n for n in t.column_names if pa.types.is_floating(t.schema.field(n).type)]
+        assert not any(pc.any(pc.is_nan(t[n])).as_py() for n in floats)
+
+
+def test_old_compacted_store_is_migrated_by_compaction(tmp_path):
+    _old_store(tmp_path, "old")  # one version-1 file per table, as a compacted old store
+    before = read_trials(tmp_path, "old")
+    compact_store(tmp_path, "old")
+    (part,) = _parts(tmp_path, "old", TRIALS)
+    t = pq.read_table(part)
+    assert t["schema_version"].to_pylist() == [2] and t["test_metric"].null_count == 1
+    pd.testing.assert_frame_equal(read_trials(tmp_path, "old"), before)
+    compact_store(tmp_path, "old")  # current: left alone
+    assert _parts(tmp_path, "old", TRIALS) == [part]
+
+
+def test_newer_schema_version_refused(tmp_path):
+    append_rows(tmp_path, "exp", TRIALS, [{"trial_id": "t", "status": "completed"}])
+    (part,) = _parts(tmp_path, "exp", TRIALS)
+    t = pq.read_table(part)
+    t = t.set_column(t.column_names.index("schema_version"), "schema_version",
+                     pa.array([store.SCHEMA_VERSION + 1], pa.int64()))
+    pq.write_table(t, part)
+    with pytest.raises(ValueError, match="schema version 3"):
+        read_trials(tmp_path, "exp")
+
+
+def test_duckdb_reads_and_aggregates_the_store(tmp_path):
+    """SQL users: nulls are skipped by avg/count; after compaction one row per trial; on a live
+    store the documented ``qualify`` keeps the newest row per key."""
+    duckdb = pytest.importorskip("duckdb", reason="a test dependency: pip install -e .[test]")
+    # (method, trial id, kind, x): completed trials have test_metric = x; pruned, diverged and
+    # errored ones have none. Trial "b2" errored first, then completed on a resume.
+    plan = [("a", "a1", "completed", 0.2), ("a", "a2", "completed", 0.4),
+            ("a", "a3", "pruned", 0.9), ("a", "a4", "diverged", 0.5),
+            ("b", "b1", "completed", 0.6), ("b", "b2", "error", 0.8),
+            ("b", "b2", "completed", 0.8), ("b", "b3", "pruned", 0.1)]
+    for method, tid, kind, x in plan:
+        cb = store_callback.ResultsStoreCallback(
+            tmp_path, "exp", {**STATIC, "method": method}, compact_every=None)
+        trial = SimpleNamespace(trial_id=tid, config={"x": x, "seed": 0},
+                                run_metadata=SimpleNamespace(last_result={}))
+        last = {"completed": dict(finished=True, test_metric=x),
+                "diverged": dict(diverged=True, train_loss=float("nan"))}.get(kind, {})
+        cb.on_trial_result(0, [], trial, _result(1, 1, 1.0))
+        cb.on_trial_result(0, [], trial, _result(2, 2, float("nan") if kind == "diverged" else x,
+                                                 **last))
+        if kind == "error":
+            cb.on_trial_error(0, [], trial)
+        else:
+            cb.on_trial_complete(0, [], trial)
+    query = ("select method, avg(test_metric) as mean, count(test_metric) as n, count(*) as rows "
+             "from {source} group by method order by method")
+    expected = [("a", pytest.approx(0.3), 2, 4), ("b", pytest.approx(0.7), 2, 3)]
+
+    live = (f"(select * from read_parquet('{store.table_glob(tmp_path, 'exp', TRIALS)}', "
+            "union_by_name = true) qualify row_number() over "
+            "(partition by trial_id order by written_at desc) = 1)")
+    assert duckdb.sql(query.format(source=live)).fetchall() == expected
+
+    compact_store(tmp_path, "exp")
+    compacted = f"read_parquet('{store.table_glob(tmp_path, 'exp', TRIALS)}')"
+    assert duckdb.sql(query.format(source=compacted)).fetchall() == expected
+    # the same numbers by hand from the pandas reader (NaN there, null in SQL)
+    trials = read_trials(tmp_path, "exp")
+    by_hand = trials.groupby("method").test_metric.agg(["mean", "count"])
+    assert by_hand["mean"].tolist() == pytest.approx([0.3, 0.7])
+    assert by_hand["count"].tolist() == [2, 2]
+    status = duckdb.sql(f"select status, typeof(written_at), count(*) from {compacted} "
+                        "where trial_id = 'b2' group by all").fetchall()
+    assert status == [("completed", "TIMESTAMP WITH TIME ZONE", 1)]
+    # the diverged trial's NaN metric is null in history: the history mean is a number
+    history = f"read_parquet('{store.table_glob(tmp_path, 'exp', HISTORY)}')"
+    [(mean,)] = duckdb.sql(f"select avg(val_metric) from {history} where iteration = 2").fetchall()
+    assert mean == pytest.approx(np.mean([0.2, 0.4, 0.9, 0.6, 0.8, 0.1]))
 
 
 # ------------------------------------------------------------------------------------------

@@ -1,11 +1,15 @@
 """The sweep end to end: CLI validation, a real Tune sweep of real trainables into the store."""
 from __future__ import annotations
 
+import optuna
 import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 from trial_configs import TOY
 
 from tuner import cluster, experiment
 from tuner.spec import SweepSpec
+from tuner.store import optuna_study_path
 
 
 def test_paper_scale_names_the_missing_file(tmp_path):
@@ -62,6 +66,11 @@ def test_sweep_fills_the_store_with_completed_and_pruned_trials(ray_local, tmp_p
     assert history["val_metric"].nunique() > 1
     best = history.groupby("trial_id")["val_metric"].min()
     assert (best.loc[trials["trial_id"]].values == trials["best_val_metric"].values).all()
+    # the Optuna study on disk tells the same story as the store
+    study = optuna.load_study(study_name="toy", storage=JournalStorage(JournalFileBackend(
+        optuna_study_path(spec.storage, "toy"))))
+    states = sorted(t.state.name for t in study.trials)
+    assert states == sorted({"completed": "COMPLETE", "pruned": "PRUNED"}[s] for s in trials["status"])
 
 
 def test_set_replaces_constants_of_the_method_and_of_its_space(tmp_path):
@@ -107,7 +116,7 @@ def test_set_holds_a_dimension_and_bad_names_are_refused(tmp_path):
 
 
 def test_asha_stopped_trials_reach_optuna_as_pruned(tmp_path):
-    resolved = SweepSpec(method="finetune", data_dir=str(tmp_path), **TOY).resolve()
+    resolved = SweepSpec(method="finetune", data_dir=str(tmp_path), storage=str(tmp_path), name="s", **TOY).resolve()
     searcher = experiment.make_searcher(resolved, "min")
     outcomes = {"stopped": {"finished": False}, "done": {"finished": True}, "nan": {"diverged": True}}
     for trial_id, flags in outcomes.items():
@@ -116,6 +125,10 @@ def test_asha_stopped_trials_reach_optuna_as_pruned(tmp_path):
         searcher.on_trial_complete(trial_id, {"val_metric": 50.0, "training_iteration": 1, **flags})
     states = [t.state.name for t in searcher._ot_study.trials]
     assert states == ["PRUNED", "COMPLETE", "FAIL"]
+    # the study is on disk, where optuna-dashboard and optuna.load_study find it
+    on_disk = optuna.load_study(study_name="s", storage=JournalStorage(JournalFileBackend(
+        optuna_study_path(str(tmp_path), "s"))))
+    assert [t.state.name for t in on_disk.trials] == states
 
 
 @pytest.mark.ray

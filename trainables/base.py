@@ -173,6 +173,9 @@ class TwoStageTrainable(tune.Trainable):
 
     # ---- Tune API -------------------------------------------------------------------------
     def setup(self, config: dict) -> None:
+        # Ray logs every persisted checkpoint at INFO in the trial's process, which the driver's
+        # console shows as one line per epoch; the store records checkpoints, warnings still pass.
+        logging.getLogger("ray.train").setLevel(logging.WARNING)
         self._build(config)
 
     def reset_config(self, new_config: dict) -> bool:

@@ -2,6 +2,7 @@
 
     python -m tuner.compare --task spherical --methods finetune,finetune++,emb,orca,mona,pare --seeds 3
     python -m tuner.compare --report cmp-finetune cmp-emb ... --baseline finetune++   # report only
+    python -m tuner.compare --from-experiment tpe-mona --methods finetune++ --seeds 3
 
 Each method runs as one experiment ``<name>-<method>`` in ``--storage`` (``--at-defaults``:
 every dimension at its space's default or ``--set`` value, seeds ``--seed`` .. ``--seed +
@@ -10,7 +11,15 @@ Table 2 style) gives, per method, the test metric's mean, sample std, n and a 95
 interval (Student t over seeds), and against the baseline the per-seed paired difference
 (method - baseline) with its 95% CI and a two-sided paired t-test. "Beyond seed noise" means
 that paired CI excludes 0. With 3 seeds these intervals are wide: they say what 3 seeds can
-and cannot tell apart.
+and cannot tell apart. At paper scale the published number (``tuner.published``) and the
+difference to it follow; at mini scale the report says they are not comparable.
+
+``--from-experiment NAME`` adds a row for NAME's best configuration (best mean validation
+metric over its completed trials, as ``tuner.report`` picks it), re-run on fresh seeds: every
+dimension of the method held at that configuration's value (``--set`` still wins), experiment
+``<name>-<method>-best-of-<NAME>``. Task, scale, backbone, data, epochs and training subset
+come from NAME's trials, and every row of the comparison runs on seeds NAME never used (from
+one past its largest), so the pairs stay paired and the selection's seeds never score it.
 """
 from __future__ import annotations
 
@@ -24,26 +33,14 @@ import pandas as pd
 from scipy import stats
 
 from trainables.metrics import get_metric
-from trainables.registry import get_task
-from tuner import store
-from tuner.spec import SweepSpec
+from trainables.registry import get_method, get_task
+from tuner import published, store, tables
+from tuner.store import CONFIG_PREFIX
+from tuner.spec import SweepSpec, space_defaults, space_dimensions
+from tuner.tables import CONFIDENCE, mean_ci  # noqa: F401  (tuner.compare.mean_ci: tuner.plot imports it)
 
-CONFIDENCE = 0.95
 DEFAULT_BASELINE = "finetune++"
-
-
-def mean_ci(values: pd.Series) -> tuple[float, float, float, int]:
-    """(mean, sample std, half-width of the 95% Student-t interval, n); NaN spread for n < 2.
-
-    >>> [round(v, 4) for v in mean_ci(pd.Series([1.0, 2.0, 3.0]))]
-    [2.0, 1.0, 2.4841, 3]
-    """
-    v = values.dropna()
-    n = len(v)
-    if n < 2:
-        return (float(v.mean()) if n else math.nan), math.nan, math.nan, n
-    std = float(v.std(ddof=1))
-    return float(v.mean()), std, float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * std / math.sqrt(n)), n
+BEST_OF = "-best-of-"  # experiment name <prefix>-<method>-best-of-<source>: a --from-experiment run
 
 
 def comparison(trials: pd.DataFrame, baseline: str) -> pd.DataFrame:
@@ -66,8 +63,11 @@ def comparison(trials: pd.DataFrame, baseline: str) -> pd.DataFrame:
     rows = []
     for method, group in trials.groupby("label", sort=False):
         mean, std, ci, n = mean_ci(group.loc[group["status"] == "completed", "test_metric"])
-        row = {"method": method, "scale": _one(group, "scale"), "backbone": _one(group, "backbone"),
-               "mean": mean, "std": std, "ci95": ci, "n": n, "left_out": int((group["status"] != "completed").sum())}
+        scale, backbone, name = _one(group, "scale"), _one(group, "backbone"), _one(group, "method")
+        versus = published.versus(name, str(tasks[0]), backbone, scale, mean)
+        row = {"method": method, "scale": scale, "backbone": backbone,
+               "mean": mean, "std": std, "ci95": ci, "n": n, "left_out": int((group["status"] != "completed").sum()),
+               **published.columns(versus)}
         if method != baseline and method in by_seed:
             pairs = by_seed[[method, baseline]].dropna()
             diff = pairs[method] - pairs[baseline]
@@ -82,12 +82,21 @@ def comparison(trials: pd.DataFrame, baseline: str) -> pd.DataFrame:
 
 def row_labels(trials: pd.DataFrame) -> pd.Series:
     """A row per experiment, never pooled: the method's name, or ``method (experiment)`` where
-    one method appears in several experiments (e.g. an ablation beside the default)."""
+    one method appears in several experiments (e.g. an ablation beside the default), and
+    ``method (best of SOURCE)`` for a ``--from-experiment`` run.
+
+    >>> t = pd.DataFrame({"method": ["mona", "mona", "emb"],
+    ...                   "experiment": ["c-mona", "c-mona-best-of-tpe", "c-emb"]})
+    >>> list(row_labels(t))
+    ['mona (c-mona)', 'mona (best of tpe)', 'emb']
+    """
     per_method = trials.groupby("method")["experiment"].nunique() if "experiment" in trials else None
-    if per_method is None or (per_method <= 1).all():
+    if per_method is None:
         return trials["method"]
     repeated = trials["method"].map(per_method) > 1
-    return trials["method"].where(~repeated, trials["method"] + " (" + trials["experiment"] + ")")
+    labels = trials["method"].where(~repeated, trials["method"] + " (" + trials["experiment"] + ")")
+    best_of = trials["experiment"].str.partition(BEST_OF)[2]
+    return labels.where(best_of == "", trials["method"] + " (best of " + best_of + ")")
 
 
 def _verdict(d_mean: float, d_ci: float, better: bool, baseline: str) -> str:
@@ -105,22 +114,28 @@ def _one(group: pd.DataFrame, column: str) -> str:
 
 def markdown(table: pd.DataFrame, task: str, baseline: str) -> str:
     metric = get_metric(get_task(task).metric)
+    paper = (table["scale"] == "paper").any() if "published_note" in table else False
+    head = ["method", "scale", "backbone", "test (mean ± std)", "95% CI", "n", "Δ vs baseline (± 95% CI)",
+            "paired p", "verdict"] + (["published", "Δ vs published"] if paper else [])
     lines = [f"Test {metric.label} on {task} ({'lower' if metric.mode == 'min' else 'higher'} is better); "
              f"mean ± std over seeds, 95% CI (Student t); paired difference to {baseline} per seed.", "",
-             "| method | scale | backbone | test (mean ± std) | 95% CI | n | Δ vs baseline (± 95% CI) | paired p | verdict |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in table.itertuples():
-        ci = f"[{r.mean - r.ci95:.2f}, {r.mean + r.ci95:.2f}]" if not math.isnan(r.ci95) else "—"
-        spread = f" ± {r.std:.2f}" if not math.isnan(r.std) else ""
+        d = tables.decimals(r.mean)
+        ci = f"[{r.mean - r.ci95:.{d}f}, {r.mean + r.ci95:.{d}f}]" if not math.isnan(r.ci95) else "—"
+        spread = f" ± {r.std:.{d}f}" if not math.isnan(r.std) else ""
         left = f" (+{r.left_out} not completed)" if r.left_out else ""
         diff = getattr(r, "diff", math.nan)
-        delta = (f"{diff:+.2f} (±{r.diff_ci95:.2f})" if isinstance(diff, float) and not math.isnan(diff)
+        delta = (f"{diff:+.{d}f} (±{r.diff_ci95:.{d}f})" if isinstance(diff, float) and not math.isnan(diff)
                  and not math.isnan(r.diff_ci95) else "baseline" if r.method == baseline else "—")
         p = getattr(r, "p_paired", math.nan)
-        p_text = f"{p:.3f}" if isinstance(p, float) and not math.isnan(p) else "—"
+        p_text = ("—" if not isinstance(p, float) or math.isnan(p) else "<0.001" if p < 0.001 else f"{p:.3f}")
         verdict = getattr(r, "verdict", "") if isinstance(getattr(r, "verdict", ""), str) else ""
-        lines.append(f"| {r.method} | {r.scale} | {r.backbone} | {r.mean:.2f}{spread} | {ci} | {r.n}{left} | "
-                     f"{delta} | {p_text} | {verdict} |")
+        extra = " | ".join(published.cells(r, d)) + " |" if paper else ""
+        lines.append(f"| {r.method} | {r.scale} | {r.backbone} | {r.mean:.{d}f}{spread} | {ci} | {r.n}{left} | "
+                     f"{delta} | {p_text} | {verdict} |{' ' + extra if extra else ''}")
+    if paper:
+        lines += ["", "Δ vs published = ours - published (tuner.published: MoNA's tables, as printed)."]
     if (table["scale"] == "mini").any():
         lines += ["", "Scale mini is the embedded CPU default (small data, small backbone, short runs): "
                   "not comparable with the papers' numbers."]
@@ -128,6 +143,12 @@ def markdown(table: pd.DataFrame, task: str, baseline: str) -> str:
 
 
 def read_experiments(storage: str, experiments: list[str]) -> pd.DataFrame:
+    """The trials of ``experiments``, one frame.
+
+    Raises:
+        ValueError: a name with no store under ``storage`` (listing those there), or one with no trial yet.
+    """
+    store.require_experiments(storage, experiments)
     frames = [store.read_trials(storage, e) for e in experiments]
     empty = [e for e, f in zip(experiments, frames) if f.empty]
     if empty:
@@ -135,8 +156,10 @@ def read_experiments(storage: str, experiments: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def run_methods(base: SweepSpec, methods: list[str], address: str | None = None) -> list[str]:
-    """Run ``base`` at its defaults once per method (experiments ``<name>-<method>``) on one Ray.
+def run_methods(base: SweepSpec, methods: list[str], address: str | None = None,
+                extra: tuple[SweepSpec, ...] = ()) -> list[str]:
+    """Run ``base`` at its defaults once per method (experiments ``<name>-<method>``) on one Ray,
+    then the ``extra`` specs (``--from-experiment`` runs).
 
     Every spec is resolved first, so a bad method or value fails before anything runs.
     """
@@ -145,18 +168,120 @@ def run_methods(base: SweepSpec, methods: list[str], address: str | None = None)
     from tuner import cluster
     from tuner.experiment import run_experiment
 
-    specs = [replace(base, method=m, name=f"{base.name}-{m}", at_defaults=True) for m in methods]
+    specs = [replace(base, method=m, name=f"{base.name}-{m}", at_defaults=True) for m in methods] + list(extra)
     resolved = [s.resolve() for s in specs]
     owns_ray = not ray.is_initialized()
     cluster.start_ray(address)
     try:
         for r in resolved:
-            print(f"--- {r.name}: {r.spec.method} at its defaults x {r.spec.seeds} seeds", flush=True)
+            what = ("the best configuration of " + r.name.partition(BEST_OF)[2] if BEST_OF in r.name
+                    else "its defaults")
+            print(f"--- {r.name}: {r.spec.method} at {what} x {r.spec.seeds} seeds "
+                  f"({r.spec.seed}..{r.spec.seed + r.spec.seeds - 1})", flush=True)
             run_experiment(r, address=address)
     finally:
         if owns_ray:
             ray.shutdown()
     return [r.name for r in resolved]
+
+
+def best_settings(trials: pd.DataFrame) -> dict:
+    """The best configuration of an experiment (best mean validation metric over its completed
+    trials, ``tables.best_configuration``) as ``{dimension: value}`` for every dimension of its
+    method that its trials recorded (searched ones, held ones and constants).
+
+    Raises:
+        ValueError: no completed trial, or trials of several tasks / methods / scales.
+    """
+    task, method, scale = (tables.only(trials, c) for c in ("task", "method", "scale"))
+    best = tables.best_configuration(trials, get_metric(get_task(task).metric).mode)
+    if best.empty:
+        raise ValueError(f"experiment {tables.only(trials, 'experiment')!r} has no completed trial to take "
+                         "a best configuration from")
+    row = best.iloc[0]
+    dims = space_dimensions(get_method(method), space_defaults(get_task(task), scale))
+    return {name: _plain(row[CONFIG_PREFIX + name]) for name in dims
+            if CONFIG_PREFIX + name in row and not _missing(row[CONFIG_PREFIX + name])}
+
+
+def set_items(settings: dict) -> tuple[str, ...]:
+    """``--set`` items ``NAME=VALUE`` that hold ``settings`` exactly (floats by ``repr``).
+
+    >>> set_items({"stage2_lr": 0.0012345678901, "inner_steps": 2, "meta_grad": "exact", "flag": True})
+    ('stage2_lr=0.0012345678901', 'inner_steps=2', 'meta_grad=exact', 'flag=true')
+    """
+    def text(v) -> str:
+        if isinstance(v, bool):
+            return str(v).lower()
+        if isinstance(v, float):
+            return str(int(v)) if v.is_integer() else repr(v)
+        return str(v)
+
+    return tuple(f"{k}={text(v)}" for k, v in settings.items())
+
+
+def fresh_seed(trials: pd.DataFrame, first: int | None, seeds: int) -> int:
+    """The first seed of a re-run: ``first``, or one past the largest seed ``trials`` used.
+
+    Raises:
+        ValueError: ``first`` .. ``first + seeds - 1`` includes a seed ``trials`` used.
+    """
+    used = set(trials[CONFIG_PREFIX + "seed"].dropna().astype(int)) if CONFIG_PREFIX + "seed" in trials else set()
+    if first is None:
+        return max(used, default=-1) + 1
+    reused = sorted(used & set(range(first, first + seeds)))
+    if reused:
+        raise ValueError(f"--seed {first} with --seeds {seeds} re-uses seed(s) {reused}, which chose the "
+                         f"configuration; fresh seeds start at {max(used) + 1}")
+    return first
+
+
+def from_experiment(trials: pd.DataFrame, source: str, args: argparse.Namespace) -> tuple[SweepSpec, SweepSpec]:
+    """(base, best) for ``--from-experiment``: ``base`` runs the ``--methods`` at their defaults
+    like ``source`` ran (task, scale, backbone, data, epochs, training subset, validation split,
+    init and weights from its trials; flags given win) on fresh seeds; ``best`` is ``base`` for
+    ``source``'s method with its best configuration held (``--set`` items still win).
+
+    Raises:
+        ValueError: a ``--task`` or ``--scale`` other than ``source``'s, no completed trial, or
+            seeds ``source`` used.
+    """
+    task, scale, backbone, method = (tables.only(trials, c) for c in ("task", "scale", "backbone", "method"))
+    if args.task and args.task != task:
+        raise ValueError(f"--task {args.task} but {source} ran task {task}")
+    if args.scale not in ("auto", scale):
+        raise ValueError(f"--scale {args.scale} but {source} chose its configuration at scale {scale}")
+    settings = best_settings(trials)
+    row = trials.iloc[0]
+
+    def recorded(key: str, given, cast=None):
+        if given is not None:
+            return given
+        value = row.get(CONFIG_PREFIX + key)
+        return None if _missing(value) or value == "" else (cast(value) if cast else _plain(value))
+
+    name = args.name or f"compare-{task}"
+    base = SweepSpec(task=task, method=method, scale=scale, backbone=backbone,
+                     data_dir=recorded("data_root", args.data_dir),
+                     init=recorded("encoder_init", None) or "pretrained",
+                     weights=recorded("weights_path", None),
+                     max_epochs=recorded("stage2_epochs", args.max_epochs, int),
+                     max_train_samples=recorded("max_train_samples", args.max_train_samples, int),
+                     val_fraction=recorded("val_fraction", None, float) or SweepSpec.val_fraction,
+                     cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                     storage=args.storage, name=name, seed=fresh_seed(trials, args.seed, args.seeds),
+                     seeds=args.seeds, fixed=tuple(args.fixed))
+    best = replace(base, method=method, name=f"{name}-{method}{BEST_OF}{source}", at_defaults=True,
+                   fixed=set_items(settings) + tuple(args.fixed))
+    return base, best
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -174,13 +299,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-train-samples", type=int, default=None)
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
     p.add_argument("--gpus-per-trial", type=float, default=0.0)
-    p.add_argument("--seed", type=int, default=0, help="first seed")
+    p.add_argument("--seed", type=int, default=None,
+                   help="first seed (default 0; with --from-experiment, one past the largest seed it used)")
+    p.add_argument("--from-experiment", default=None, metavar="NAME",
+                   help="also re-run NAME's best configuration (by validation) on fresh seeds, beside "
+                        "the --methods at their defaults on the same seeds; task, scale and backbone from NAME")
     p.add_argument("--set", dest="fixed", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--address", default=None)
     p.add_argument("--csv", default=None, help="also write the table as CSV")
     args = p.parse_args(argv)
-    if not (args.report or args.task):
-        p.error("--task (run and report) or --report EXPERIMENT... (report only) is required")
+    if not (args.report or args.task or args.from_experiment):
+        p.error("--task or --from-experiment (run and report), or --report EXPERIMENT... (report only), is required")
+    if args.report and args.from_experiment:
+        p.error("--from-experiment runs trials; --report only reads them: give one")
     return args
 
 
@@ -197,12 +328,19 @@ def main(argv: list[str] | None = None) -> int:
                     os.environ.setdefault(key, value)
             for key, value in QUIET_ENV.items():
                 os.environ.setdefault(key, value)
-            base = SweepSpec(task=args.task, method="finetune", scale=args.scale, data_dir=args.data_dir,
-                             max_epochs=args.max_epochs, max_train_samples=args.max_train_samples,
-                             cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-                             storage=args.storage, name=args.name or f"compare-{args.task}", seed=args.seed,
-                             seeds=args.seeds, fixed=tuple(args.fixed))
-            experiments = run_methods(base, [m.strip() for m in args.methods.split(",") if m.strip()], args.address)
+            extra: tuple[SweepSpec, ...] = ()
+            if args.from_experiment:
+                base, best = from_experiment(read_experiments(args.storage, [args.from_experiment]),
+                                             args.from_experiment, args)
+                extra = (best,)
+            else:
+                base = SweepSpec(task=args.task, method="finetune", scale=args.scale, data_dir=args.data_dir,
+                                 max_epochs=args.max_epochs, max_train_samples=args.max_train_samples,
+                                 cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                                 storage=args.storage, name=args.name or f"compare-{args.task}",
+                                 seed=args.seed or 0, seeds=args.seeds, fixed=tuple(args.fixed))
+            methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+            experiments = run_methods(base, methods, args.address, extra)
         trials = read_experiments(args.storage, experiments)
         table = comparison(trials, args.baseline)
     except (KeyError, ValueError) as e:

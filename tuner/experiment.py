@@ -24,6 +24,9 @@ from pathlib import Path
 import optuna
 import pandas as pd
 from ray import tune
+import pyarrow.fs as pafs
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.optuna import OptunaSearch
@@ -32,8 +35,18 @@ from search_spaces.overrides import overridden_space
 from trainables.metrics import get_metric
 from trainables.registry import get_method, get_task
 from tuner.spec import DATA_SEED, ResolvedSpec, SweepSpec, absolute_storage
-from tuner.store import experiment_dir, filesystem, read_history, read_trials
+from tuner.progress import ProgressCallback
+from tuner.store import (
+    experiment_dir,
+    filesystem,
+    list_experiments,
+    optuna_study_path,
+    read_history,
+    read_trials,
+    unknown_experiment_message,
+)
 from tuner.store_callback import ResultsStoreCallback
+from tuner.tensorboard import TrialTensorBoardCallback
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +91,27 @@ def make_searcher(resolved: ResolvedSpec, mode: str) -> PruneAwareOptunaSearch:
             sampler = optuna.samplers.PartialFixedSampler(resolved.fixed, sampler)
     space = functools.partial(overridden_space, space=get_method(spec.method).space, defaults=resolved.defaults,
                               ranges=resolved.ranges, held=resolved.fixed)
-    return PruneAwareOptunaSearch(space=space, metric=METRIC, mode=mode, sampler=sampler)
+    return PruneAwareOptunaSearch(space=space, metric=METRIC, mode=mode, sampler=sampler,
+                                  study_name=resolved.name, storage=study_storage(resolved))
+
+
+def study_storage(resolved: ResolvedSpec) -> optuna.storages.BaseStorage | None:
+    """The Optuna study's storage: a journal file in the experiment directory
+    (``store.optuna_study_path``), so ``optuna-dashboard <file>``, ``optuna.load_study`` and
+    ``optuna.visualization`` work during and after the sweep; ``--resume`` keeps appending to it.
+
+    Object-store ``--storage`` (s3://, gs://) cannot hold Optuna's file journal (it appends and
+    locks in place): the study stays in memory there (still checkpointed for ``--resume``), and
+    the sweep logs so.
+    """
+    path = optuna_study_path(resolved.storage, resolved.name)
+    fs, local = filesystem(path)
+    if not isinstance(fs, pafs.LocalFileSystem):
+        log.warning("Optuna study kept in memory: %s is not a local or mounted path (the journal file "
+                    "storage needs one); Ray's experiment checkpoint still restores it on --resume", path)
+        return None
+    Path(local).parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(local))
 
 
 def default_search(resolved: ResolvedSpec, mode: str) -> tuple[dict, dict]:
@@ -102,7 +135,8 @@ def default_search(resolved: ResolvedSpec, mode: str) -> tuple[dict, dict]:
 
 
 def build_tuner(resolved: ResolvedSpec, data_source: str, trainable: type | None = None,
-                search: dict | None = None, param_space: dict | None = None) -> tune.Tuner:
+                search: dict | None = None, param_space: dict | None = None,
+                verbose: bool = False) -> tune.Tuner:
     """The Tuner for ``resolved``; Ray must be initialised (``start_ray``).
 
     Search mode: TPE proposals and ASHA. Sensitivity mode: the full grid (values x seeds),
@@ -114,6 +148,8 @@ def build_tuner(resolved: ResolvedSpec, data_source: str, trainable: type | None
         search: ``num_samples`` / ``search_alg`` / ``scheduler`` instead of the spec's
             (benchmarks compare searchers on otherwise the same Tuner).
         param_space: instead of the spec's (``default_search``).
+        verbose: Ray Tune's own console output (status tables, a box per trial) instead of
+            ``tuner.progress``'s one line per trial event.
     """
     mode = get_metric(get_task(resolved.spec.task).metric).mode
     if search is None or param_space is None:
@@ -123,6 +159,11 @@ def build_tuner(resolved: ResolvedSpec, data_source: str, trainable: type | None
     store = ResultsStoreCallback(resolved.storage, resolved.name,
                                  static={**resolved.result_columns(), "data_source": data_source},
                                  metric=METRIC, mode=mode)
+    callbacks = [store, TrialTensorBoardCallback(resolved.storage, resolved.name, static=resolved.result_columns(),
+                                                 varying_keys=resolved.varying_keys())]
+    if not verbose:
+        callbacks.append(ProgressCallback(resolved.expected_trials, resolved.varying_keys(), mode,
+                                          upper_bound=not resolved.repeats))
     return tune.Tuner(
         resourced_trainable(resolved, trainable),
         param_space=param_space,
@@ -131,13 +172,13 @@ def build_tuner(resolved: ResolvedSpec, data_source: str, trainable: type | None
             reuse_actors=True, trial_dirname_creator=trial_dirname, **search,
         ),
         run_config=tune.RunConfig(
-            name=resolved.name, storage_path=resolved.storage, callbacks=[store],
+            name=resolved.name, storage_path=resolved.storage, callbacks=callbacks,
             # two kept: Tune snapshots its experiment state at most every 10 s, so a driver killed
             # just after a trial checkpointed resumes from a snapshot naming the previous one
             checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=2,
                                                     checkpoint_at_end=True),
             failure_config=tune.FailureConfig(max_failures=resolved.spec.max_failures),
-            verbose=1,
+            verbose=2 if verbose else 0,
         ),
     )
 
@@ -155,7 +196,7 @@ class ExperimentRun:
 
 def run_experiment(resolved: ResolvedSpec, address: str | None = None, resume: bool = False,
                    trainable: type | None = None, search: dict | None = None,
-                   param_space: dict | None = None) -> ExperimentRun:
+                   param_space: dict | None = None, verbose: bool = False) -> ExperimentRun:
     """The one sweep pipeline (CLI, benchmarks and tests): check, prepare, build or restore, fit.
 
     Everything that can be refused is refused before the first trial starts: the storage
@@ -165,7 +206,7 @@ def run_experiment(resolved: ResolvedSpec, address: str | None = None, resume: b
 
     Args:
         resume: restore the experiment ``resolved.name`` (``restore_tuner``) instead of building it.
-        trainable, search, param_space: as ``build_tuner``.
+        trainable, search, param_space, verbose: as ``build_tuner``.
 
     Raises:
         ValueError: bad input as above (one line each).
@@ -187,7 +228,7 @@ def run_experiment(resolved: ResolvedSpec, address: str | None = None, resume: b
         if resume:
             tuner = restore_tuner(resolved)
         else:
-            tuner = build_tuner(resolved, data_source, trainable, search, param_space)
+            tuner = build_tuner(resolved, data_source, trainable, search, param_space, verbose)
             save_spec(resolved)
         start = time.perf_counter()
         results = tuner.fit()  # Ctrl-C: Tune stops the trials, saves its state and returns
@@ -254,7 +295,8 @@ def load_spec(storage: str, name: str | None) -> SweepSpec:
         with fs.open_input_stream(f"{root}/{SPEC_FILE}") as f:
             saved = SweepSpec.from_dict(json.loads(f.read()))
     except FileNotFoundError:
-        raise ValueError(f"--resume: no experiment {name!r} under {storage} ({SPEC_FILE} not found)") from None
+        known = [e for e in list_experiments(storage) if saved_spec_exists(storage, e)]
+        raise ValueError(f"--resume: {unknown_experiment_message(storage, name, known)}") from None
     return dataclasses.replace(saved, storage=storage)  # a relative path was relative to another cwd
 
 

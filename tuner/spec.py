@@ -10,11 +10,12 @@ import dataclasses
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 
+from search_spaces.dimensions import describe_distribution, space_defaults, space_dimensions, space_distributions
 from search_spaces.overrides import read_overrides
 from trainables.models.backbones import default_backbone, pretrained_available
 from trainables.paths import data_root
@@ -220,6 +221,13 @@ class ResolvedSpec:
     def stage2_epochs(self) -> int:
         return self.spec.max_epochs or self.defaults["epochs"]
 
+    def varying_keys(self) -> tuple[str, ...]:
+        """The config keys whose values differ between trials: the searched dimensions (search
+        mode; ``--set`` / fixed ``--space`` ones excluded), or the grid's dimension and ``seed``."""
+        if self.repeats:
+            return ((self.grid[0],) if self.grid is not None else ()) + ("seed",)
+        return tuple(k for k in get_method(self.spec.method).defaults(self.defaults) if k not in self.fixed)
+
     def trial_constants(self) -> dict:
         """The fixed part of every trial's config (plain JSON values).
 
@@ -262,22 +270,6 @@ class ResolvedSpec:
                 "scale": self.scale, "code_version": code_version()}
 
 
-def space_defaults(task, scale: str) -> dict:
-    """What a method's space is built from: the task's stage-2 defaults at ``scale`` (Tables 9
-    and 11 at paper scale, the embedded variant's at mini) plus ``task``, ``modality`` and
-    ``scale``, on which paper-scale ranges depend (``search_spaces/__init__.py``)."""
-    return {**asdict(task.defaults_at(scale)), "task": task.name, "modality": task.modality, "scale": scale}
-
-
-def space_dimensions(method, defaults: dict) -> dict:
-    """Every name ``--set``, ``--sensitivity`` and ``--space`` accept, with its default value:
-    the method's constants (``embedder_init`` ...), the constants its space returns (MoNA's
-    ``meta_grad`` ...) and its searched dimensions (``defaults()``)."""
-    dims = method.defaults(defaults)
-    returned = method.space(optuna.trial.FixedTrial(dims), defaults=defaults) or {}
-    return {**method.constants, **returned, **dims}
-
-
 def read_space_file(method, dims: dict, path: str | None) -> tuple[dict, dict]:
     """(ranges, fixed values) from a ``--space`` YAML file; empty without one.
 
@@ -310,16 +302,22 @@ def parse_dimensions(method, dims: dict, task_defaults: dict, sensitivity: str |
         ValueError: a malformed item or an unknown dimension (naming the valid ones).
     """
     aliases = method.aliases
+    searched = space_distributions(method, task_defaults)
 
     def split(item: str, flag: str) -> tuple[str, list]:
         name, sep, raw = item.partition("=")
         key = aliases.get(name.strip(), name.strip())
         if not sep or not raw.strip():
-            raise ValueError(f"{flag} {item!r}: expected NAME=VALUE[,VALUE...]")
+            raise ValueError(f"{flag} {item!r}: expected NAME=VALUE[,VALUE...]. The dimensions of "
+                             f"{method.name} (default; searched range):\n"
+                             + describe_dimensions(dims, searched, aliases))
         if key not in dims:
             names = sorted(set(dims) | set(aliases))
             raise ValueError(f"{flag} {name!r}: not a dimension of {method.space_module.__name__}. Valid: {', '.join(names)}")
-        return key, [_typed(v.strip(), dims[key], flag, name) for v in raw.split(",")]
+        values = [_typed(v.strip(), dims[key], flag, name) for v in raw.split(",")]
+        for value in values:
+            check_in_space(key, value, searched.get(key), f"{flag} {name}={value}")
+        return key, values
 
     held = dict(file_fixed or {})
     for item in fixed:
@@ -342,6 +340,35 @@ def parse_dimensions(method, dims: dict, task_defaults: dict, sensitivity: str |
     constants = method.space(optuna.trial.FixedTrial({**held, **first}), defaults=task_defaults) or {}
     constants.pop(key, None)
     return ((key, tuple(values)) if key else None), {**held, **constants, **user}
+
+
+def describe_dimensions(dims: dict, searched: dict, aliases: dict) -> str:
+    """One line per settable dimension: name (alias), default, searched range or "constant"."""
+    alias_of = {key: name for name, key in aliases.items()}
+    lines = []
+    for key, default in sorted(dims.items()):
+        name = f"{alias_of[key]} ({key})" if key in alias_of else key
+        where = describe_distribution(searched[key]) if key in searched else "constant"
+        lines.append(f"  {name}: {default!r}; {where}")
+    return "\n".join(lines)
+
+
+def check_in_space(key: str, value, dist, what: str) -> None:
+    """Refuse a held or grid value the searched distribution cannot represent (a categorical's
+    value outside its choices, a log dimension's value <= 0), naming the range. Values outside
+    a float or int range are allowed: holding a dimension beyond its search range is a choice.
+
+    Raises:
+        ValueError: ``what`` and the dimension's range.
+    """
+    if dist is None:
+        return
+    if isinstance(dist, optuna.distributions.CategoricalDistribution) and value not in dist.choices:
+        raise ValueError(f"{what}: {key} is searched as {describe_distribution(dist)}; a held value must be "
+                         "one of them (give other choices with --space)")
+    if getattr(dist, "log", False) and not value > 0:
+        raise ValueError(f"{what}: {key} is searched on a log scale ({describe_distribution(dist)}); "
+                         "it must be > 0")
 
 
 def _typed(raw: str, default, flag: str, name: str):

@@ -23,7 +23,39 @@ position, then keeps the **last** row per key. That one rule makes the store saf
 
 ``read_history`` also drops rows of an ended trial that were written before its trials row and
 lie beyond its final ``iterations`` (possible only when a resumed trial stopped earlier than a
-lost attempt had already reported). Every row carries ``written_ns``, its write's sequence.
+lost attempt had already reported). Every row carries ``written_at``, its write's sequence.
+
+Column conventions (schema version :data:`SCHEMA_VERSION`, in every row's ``schema_version``):
+
+- **Null, never NaN.** A value that does not exist (yet) is a Parquet null: the test metric of
+  a pruned trial, the best metric of a trial that never reported one, a metric a result lacks.
+  A NaN a trainable reports (a diverged loss) is stored as null too: SQL aggregates skip nulls
+  but propagate NaN (DuckDB's ``avg`` of a column with one NaN is NaN), and a NaN carries no
+  value. That a trial diverged is recorded by ``status = 'diverged'`` (trials) and the
+  ``diverged`` flag it reports (history). ``inf`` is a value and stays. The pandas readers
+  turn nulls in float columns into NaN, as before (``dropna`` / ``isna`` work).
+- **One seed column**, ``config/seed`` (the config key, as every other ``config/<key>``).
+- **Times are timestamps** (:data:`TIMESTAMP_TYPE`, UTC, microseconds): ``written_at`` (when the
+  driver wrote the row) and history's ``timestamp`` (Ray's, when the worker produced the
+  result). Durations (``time_total_s``, ``time_this_iter_s``, ``stage<k>_time_s``) are float
+  seconds.
+- **Old stores keep working.** Readers bring parts of older versions to the current one as they
+  read them (``written_ns`` and int ``timestamp`` -> timestamps, NaN -> null, the trials
+  ``seed`` column dropped), and ``compact_store`` rewrites them so.
+
+SQL (DuckDB, Spark, ...): read a compacted store, where each table is one file with one row per
+key. ``ResultsStoreCallback`` compacts at the experiment's end; before that (or for a store of an
+older version) call ``compact_store`` first. Then, e.g. in DuckDB::
+
+    select method, avg(test_metric), count(test_metric)
+    from read_parquet('<storage>/<experiment>/results_store/trials/*.parquet')
+    where status = 'completed' group by method
+
+(:func:`table_glob` gives the path.) A live, uncompacted store may hold several rows per key
+across parts (a resumed trial's re-reports); reading it directly, keep the newest per key:
+``read_parquet(..., union_by_name = true) qualify row_number() over (partition by trial_id
+order by written_at desc) = 1`` (history: ``partition by trial_id, iteration``), which is
+:func:`read_trials`'s rule except for rows of one part sharing a key (the callback writes none).
 
 The Ray callback that writes the store from a sweep is ``tuner.store_callback.ResultsStoreCallback``;
 this module needs no Ray, so plots and reports skip its ~4 s import.
@@ -48,16 +80,19 @@ Example (the writer and reader without Ray):
 """
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import threading
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -83,8 +118,22 @@ RAY_BOOKKEEPING_KEYS = frozenset({
     "training_iteration",
 })
 
+#: The store's schema version, written in every row's ``schema_version`` column. Rows without
+#: it are version 1 (stores written before it existed); readers bring older parts up to this
+#: version (:func:`_normalise`), and ``compact_store`` rewrites them in it. A part written by a
+#: newer version is refused rather than misread.
+#:
+#: 1. ``written_ns`` (int unix ns), NaN for a missing float, ``seed`` next to ``config/seed``,
+#:    history's Ray ``timestamp`` as int unix seconds.
+#: 2. ``written_at`` (timestamp), null for a missing or NaN float, only ``config/seed``,
+#:    ``timestamp`` as a timestamp.
+SCHEMA_VERSION = 2
+#: Arrow type of every time-of-day column (``written_at``, history's ``timestamp``).
+TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
+
 #: Columns every trials row has, with their Arrow types; ``stage<k>_time_s`` columns for stages
-#: other than 1 and 2, the static columns and ``config/<key>`` columns follow.
+#: other than 1 and 2, the static columns and ``config/<key>`` columns follow. The trial's seed
+#: is ``config/seed`` (the config key).
 TRIAL_COLUMNS: dict[str, pa.DataType] = {
     "experiment": pa.string(),
     "trial_id": pa.string(),
@@ -94,21 +143,24 @@ TRIAL_COLUMNS: dict[str, pa.DataType] = {
     "final_val_metric": pa.float64(),
     "test_metric": pa.float64(),
     "error": pa.string(),
-    "seed": pa.int64(),
     "time_total_s": pa.float64(),
     "stage1_time_s": pa.float64(),
     "stage2_time_s": pa.float64(),
-    "written_ns": pa.int64(),
+    "written_at": TIMESTAMP_TYPE,
+    "schema_version": pa.int64(),
 }
 #: Columns every history row has; every other scalar the trainable reports follows.
-#: ``written_ns`` (both tables) is the write's sequence number (unix ns), set by the store.
+#: ``timestamp`` is Ray's (when the worker produced the result, whole seconds). ``written_at``
+#: (every table) is when the driver wrote the row: its write's sequence, set by the store.
 HISTORY_COLUMNS: dict[str, pa.DataType] = {
     "experiment": pa.string(),
     "trial_id": pa.string(),
     "iteration": pa.int64(),
     "time_total_s": pa.float64(),
     "time_this_iter_s": pa.float64(),
-    "written_ns": pa.int64(),
+    "timestamp": TIMESTAMP_TYPE,
+    "written_at": TIMESTAMP_TYPE,
+    "schema_version": pa.int64(),
 }
 #: Columns every distortion row has (``python -m tuner.analyze distortion``): one row per
 #: analysed trial, the linear-probe error of its final encoder on the source surrogate beside
@@ -127,7 +179,8 @@ DISTORTION_COLUMNS: dict[str, pa.DataType] = {
     "probe_test": pa.int64(),
     "probe_seed": pa.int64(),
     "checkpoint": pa.string(),
-    "written_ns": pa.int64(),
+    "written_at": TIMESTAMP_TYPE,
+    "schema_version": pa.int64(),
 }
 _BASE_COLUMNS = {TRIALS: TRIAL_COLUMNS, HISTORY: HISTORY_COLUMNS, DISTORTION: DISTORTION_COLUMNS}
 
@@ -204,6 +257,43 @@ def store_dir(storage_path: str, experiment: str) -> str:
     return _join(experiment_dir(storage_path, experiment), STORE_DIRNAME)
 
 
+def table_glob(storage_path: str, experiment: str, table: str) -> str:
+    """A glob naming the part files of one table, for SQL engines (``read_parquet``).
+
+    Args:
+        storage_path: The sweep's storage path (a local path or a URI).
+        experiment: The experiment name.
+        table: ``"trials"``, ``"history"`` or ``"distortion"``.
+
+    Returns:
+        ``<storage_path>/<experiment>/results_store/<table>/*.parquet``; temp files of
+        unfinished writes (``.<name>.tmp``) do not match it.
+
+    Raises:
+        ValueError: for an unknown table or a bad experiment name.
+
+    >>> table_glob("s3://bucket/runs", "mona_spherical", "trials")
+    's3://bucket/runs/mona_spherical/results_store/trials/*.parquet'
+    """
+    if table not in TABLE_KEYS:
+        raise ValueError(f"Unknown table {table!r}. Tables: {', '.join(sorted(TABLE_KEYS))}.")
+    return _join(store_dir(storage_path, experiment), table, "*.parquet")
+
+
+TENSORBOARD_DIRNAME = "tensorboard"
+
+
+def tensorboard_dir(storage_path: str, experiment: str) -> str:
+    """Where an experiment's TensorBoard runs live, one directory per trial id (written by
+    ``tuner.tensorboard.TrialTensorBoardCallback``): ``<storage_path>/<experiment>/tensorboard``.
+    ``tensorboard --logdir <it>`` shows every trial's curves and the HParams table.
+
+    >>> tensorboard_dir("/runs", "mona_spherical")
+    '/runs/mona_spherical/tensorboard'
+    """
+    return _join(experiment_dir(storage_path, experiment), TENSORBOARD_DIRNAME)
+
+
 OPTUNA_STUDY_FILE = "optuna_study.journal"
 
 
@@ -237,6 +327,33 @@ def list_experiments(storage_path: str) -> list[str]:
     return sorted(d.base_name for d, s in zip(dirs, stores) if s.type == pafs.FileType.Directory)
 
 
+def require_experiments(storage_path: str, experiments: list[str]) -> None:
+    """Refuse experiment names that have no results store under ``storage_path``.
+
+    Raises:
+        ValueError: naming the experiments that are there and the closest name, e.g. "no
+            experiment 'sph-mnoa' in results. Experiments there: sph-emb, sph-mona. Did you
+            mean 'sph-mona'?"
+    """
+    known = list_experiments(storage_path)
+    for name in experiments:
+        if name not in known:
+            raise ValueError(unknown_experiment_message(storage_path, name, known))
+
+
+def unknown_experiment_message(storage_path: str, name: str, known: list[str]) -> str:
+    """What to say about an experiment name that is not in ``storage_path``.
+
+    >>> unknown_experiment_message("results", "sph-mnoa", ["sph-emb", "sph-mona"])
+    "no experiment 'sph-mnoa' in results. Experiments there: sph-emb, sph-mona. Did you mean 'sph-mona'?"
+    """
+    if not known:
+        return f"no experiment {name!r} in {storage_path}: it holds no experiment (is --storage right?)"
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"no experiment {name!r} in {storage_path}. Experiments there: {', '.join(known)}.{hint}"
+
+
 def _table_dir(storage_path: str, experiment: str, table: str) -> tuple[pafs.FileSystem, str]:
     if table not in TABLE_KEYS:
         raise ValueError(f"Unknown table {table!r}. Tables: {', '.join(sorted(TABLE_KEYS))}.")
@@ -249,11 +366,20 @@ def _table_dir(storage_path: str, experiment: str, table: str) -> tuple[pafs.Fil
 
 
 def _next_seq() -> int:
-    """Nanosecond wall-clock time, forced strictly increasing within this process."""
+    """Wall-clock time in unix ns, a whole number of microseconds, strictly increasing within
+    this process (so that ``written_at``, at microsecond precision, orders every write)."""
     global _last_seq
     with _seq_lock:
-        _last_seq = max(time.time_ns(), _last_seq + 1)
+        _last_seq = max(time.time_ns() // 1000 * 1000, _last_seq + 1000)
         return _last_seq
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _seq_time(seq: int) -> datetime:
+    """The ``written_at`` of sequence ``seq`` (exact: ``seq`` is whole microseconds)."""
+    return _EPOCH + timedelta(microseconds=seq // 1000)
 
 
 def _part_name(seq: int, compacted: bool = False) -> str:
@@ -295,15 +421,25 @@ def _write_atomic(fs: pafs.FileSystem, table_dir: str, name: str, table: pa.Tabl
 
 def _scalar(value: Any) -> tuple[bool, Any]:
     """``(True, python_value)`` for a value storable in one Parquet cell, else ``(False, None)``."""
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if value is None or isinstance(value, (bool, int, float, str, datetime)):
         return True, value
     if isinstance(value, np.generic) and np.ndim(value) == 0:
         return True, value.item()
     return False, None
 
 
+def _nan_to_null(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """A float column with every NaN made null (other columns unchanged)."""
+    if not pa.types.is_floating(arr.type) or arr.null_count == len(arr):
+        return arr
+    return pc.if_else(pc.is_nan(arr), pa.scalar(None, arr.type), arr)
+
+
 def _rows_to_table(table: str, rows: list[Mapping[str, Any]]) -> pa.Table:
-    """Arrow table of ``rows``, with the fixed columns first and at their fixed types."""
+    """Arrow table of ``rows``, with the fixed columns first and at their fixed types.
+
+    A float column keeps its type when all its values are NaN or None, and NaN becomes null.
+    """
     base = _BASE_COLUMNS[table]
     names = list(base)
     for row in rows:
@@ -311,10 +447,16 @@ def _rows_to_table(table: str, rows: list[Mapping[str, Any]]) -> pa.Table:
     arrays, fields = [], []
     for name in names:
         values = [row.get(name) for row in rows]
-        if name in base:
-            arr = pa.array(values, type=base[name], from_pandas=False)
-        else:
-            arr = pa.array(values, from_pandas=False)
+        kind = base.get(name)
+        if kind is not None and pa.types.is_timestamp(kind):
+            bad = [v for v in values if v is not None and not isinstance(v, datetime)]
+            if bad:
+                raise ValueError(
+                    f"Column {name!r} of the {table} table takes datetime values (or None), "
+                    f"got {bad[0]!r}. Convert unix seconds with datetime.fromtimestamp(v, "
+                    "timezone.utc).")
+        # Inferred with NaN as a float (from_pandas=True would make an all-NaN column null-typed).
+        arr = _nan_to_null(pa.array(values, type=kind, from_pandas=False))
         arrays.append(arr)
         fields.append(pa.field(name, arr.type))
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
@@ -327,7 +469,8 @@ def append_rows(
 
     Rows need the table's key columns (``trial_id``; plus ``iteration`` for history). Missing
     fixed columns are written as null; values must be scalars (bool, int, float incl. NaN and
-    inf, str or None). Each row gets ``written_ns``, the part's sequence number.
+    inf, str, datetime or None). NaN is written as null (see the module docstring); inf stays.
+    Each row gets ``written_at``, the part's sequence as a time, and ``schema_version``.
 
     Args:
         storage_path: A local path or URI.
@@ -356,7 +499,8 @@ def append_rows(
                 "float, str or None; JSON-encode anything else first."
             )
     seq = _next_seq()
-    clean = [{**{k: _scalar(v)[1] for k, v in row.items()}, "written_ns": seq} for row in rows]
+    stamp = {"written_at": _seq_time(seq), "schema_version": SCHEMA_VERSION}
+    clean = [{**{k: _scalar(v)[1] for k, v in row.items()}, **stamp} for row in rows]
     return _write_atomic(fs, table_dir, _part_name(seq), _rows_to_table(table, clean))
 
 
@@ -380,11 +524,70 @@ class _PartVanished(Exception):
     """A listed part file was deleted before it was read (a compaction ran meanwhile)."""
 
 
-def _read_parts(fs: pafs.FileSystem, paths: list[str]) -> list[pa.Table]:
+def _version(part: pa.Table, path: str) -> int:
+    """The schema version of a part's rows (1 without a ``schema_version`` column).
+
+    Raises:
+        ValueError: for a part written by a newer version of this code.
+    """
+    if "schema_version" not in part.column_names:
+        return 1
+    version = pc.max(part["schema_version"]).as_py()
+    if version is not None and version > SCHEMA_VERSION:
+        raise ValueError(
+            f"Results-store part file {path!r} has schema version {version}; this code reads "
+            f"versions up to {SCHEMA_VERSION}. Update the code (git pull) to read it.")
+    return 1 if version is None else int(version)
+
+
+def _replace(part: pa.Table, name: str, new_name: str, column: pa.ChunkedArray) -> pa.Table:
+    """``part`` with column ``name`` replaced, in place, by ``column`` named ``new_name``."""
+    i = part.column_names.index(name)
+    return part.set_column(i, pa.field(new_name, column.type), column)
+
+
+def _normalise(table: str, part: pa.Table, path: str) -> pa.Table:
+    """A part's rows in the current schema (:data:`SCHEMA_VERSION`); older parts converted.
+
+    Version 1 -> 2: ``written_ns`` (int ns) becomes ``written_at`` and history's ``timestamp``
+    (int s) a timestamp; float NaN becomes null; the trials ``seed`` column is dropped (it
+    repeated ``config/seed``; kept as ``config/seed`` where that is missing).
+    """
+    if _version(part, path) == SCHEMA_VERSION:
+        return part
+    names = part.column_names
+    if "written_ns" in names and "written_at" in names:
+        part = part.drop_columns(["written_ns"])
+    elif "written_ns" in names:
+        # int ns -> whole us (the version-2 sequence is whole us; ties within 1 us stay ties)
+        us = pc.divide(part["written_ns"].cast(pa.int64()), 1000)
+        part = _replace(part, "written_ns", "written_at", us.cast(TIMESTAMP_TYPE))
+    if table == HISTORY and "timestamp" in names:
+        ts = part["timestamp"]
+        if pa.types.is_integer(ts.type) or pa.types.is_floating(ts.type):
+            seconds = _nan_to_null(ts.cast(pa.float64()))
+            us = pc.round(pc.multiply(seconds, 1e6)).cast(pa.int64())  # unix s -> us
+            part = _replace(part, "timestamp", "timestamp", us.cast(TIMESTAMP_TYPE))
+    if table == TRIALS and "seed" in names:
+        if CONFIG_PREFIX + "seed" in names:
+            part = part.drop_columns(["seed"])
+        else:
+            part = _replace(part, "seed", CONFIG_PREFIX + "seed", part["seed"])
+    for i, name in enumerate(part.column_names):
+        if pa.types.is_floating(part.schema.field(i).type):
+            part = part.set_column(i, part.schema.field(i), _nan_to_null(part[name]))
+    version = pa.array([SCHEMA_VERSION] * part.num_rows, type=pa.int64())
+    if "schema_version" in part.column_names:
+        return _replace(part, "schema_version", "schema_version", pa.chunked_array([version]))
+    return part.append_column(pa.field("schema_version", pa.int64()), version)
+
+
+def _read_parts(fs: pafs.FileSystem, paths: list[str], table: str) -> list[pa.Table]:
+    """The part files ``paths`` of ``table``, each in the current schema."""
     tables = []
     for path in paths:
         try:
-            tables.append(pq.read_table(path, filesystem=fs))
+            part = pq.read_table(path, filesystem=fs)
         except (pa.ArrowInvalid, OSError) as exc:
             if fs.get_file_info(path).type == pafs.FileType.NotFound:
                 raise _PartVanished(path) from exc
@@ -393,17 +596,18 @@ def _read_parts(fs: pafs.FileSystem, paths: list[str]) -> list[pa.Table]:
                 "atomically, so this one was damaged outside the store (disk full, power loss, "
                 "manual edit). Move it aside to read the rest of the store."
             ) from exc
+        tables.append(_normalise(table, part, path))
     return tables
 
 
-def _read_listed(fs: pafs.FileSystem, table_dir: str) -> list[pa.Table]:
+def _read_listed(fs: pafs.FileSystem, table_dir: str, table: str) -> list[pa.Table]:
     """All part tables of ``table_dir``, listing again if a compaction removed a listed part."""
     for _ in range(_READ_ATTEMPTS - 1):
         try:
-            return _read_parts(fs, _list_parts(fs, table_dir))
+            return _read_parts(fs, _list_parts(fs, table_dir), table)
         except _PartVanished:
             continue
-    return _read_parts(fs, _list_parts(fs, table_dir))
+    return _read_parts(fs, _list_parts(fs, table_dir), table)
 
 
 def _keep_last(keys_df: pd.DataFrame, table: str) -> np.ndarray:
@@ -425,7 +629,7 @@ def _empty(table: str) -> pd.DataFrame:
 
 def _read_table(storage_path: str, experiment: str, table: str) -> pd.DataFrame:
     fs, table_dir = _table_dir(storage_path, experiment, table)
-    tables = _read_listed(fs, table_dir)
+    tables = _read_listed(fs, table_dir, table)
     if not tables:
         return _empty(table)
     merged = _concat(tables)
@@ -472,10 +676,10 @@ def read_history(storage_path: str, experiment: str) -> pd.DataFrame:
         return history
     final = trials.set_index("trial_id")
     limit = history["trial_id"].map(final["iterations"])
-    ended_ns = history["trial_id"].map(final["written_ns"])
+    ended_at = history["trial_id"].map(final["written_at"])
     # Written before the trial's end row and beyond its final iteration: a lost attempt's row.
     # (A resumed trial still running after an error row is newer than that row: kept.)
-    stale = (history["iteration"] > limit) & (history["written_ns"] < ended_ns)
+    stale = (history["iteration"] > limit) & (history["written_at"] < ended_at)
     return history.loc[~stale.fillna(False).astype(bool)].reset_index(drop=True)
 
 
@@ -493,12 +697,25 @@ def read_distortion(storage_path: str, experiment: str) -> pd.DataFrame:
     return _read_table(storage_path, experiment, DISTORTION)
 
 
+def _outdated(fs: pafs.FileSystem, path: str) -> bool:
+    """Whether the part file ``path`` was written in an older schema version."""
+    if "schema_version" not in pq.read_schema(path, filesystem=fs).names:
+        return True
+    versions = pq.read_table(path, columns=["schema_version"], filesystem=fs)["schema_version"]
+    return _version(pa.table({"schema_version": versions}), path) < SCHEMA_VERSION
+
+
 def compact_store(storage_path: str, experiment: str) -> None:
     """Merge each table's part files into one deduplicated file, losing nothing on a crash.
 
     The merged file is written atomically under the newest input's sequence (so it orders
     after every input and before any later part); the inputs are deleted only afterwards. A
     crash in between leaves the inputs next to an equal merged copy, which readers deduplicate.
+    Rows are written in the current schema (:data:`SCHEMA_VERSION`): a store of an older
+    version, even one already compacted into one file per table, is migrated.
+
+    Afterwards each table is one file with one row per key, what SQL engines should read
+    (module docstring, "SQL").
 
     Args:
         storage_path: A local path or URI.
@@ -507,8 +724,9 @@ def compact_store(storage_path: str, experiment: str) -> None:
     for table in TABLE_KEYS:
         fs, table_dir = _table_dir(storage_path, experiment, table)
         parts = _list_parts(fs, table_dir)
-        merged = _concat(_read_parts(fs, parts)) if len(parts) > 1 else None
-        if len(parts) > 1 and merged is None:
+        rewrite = len(parts) > 1 or (len(parts) == 1 and _outdated(fs, parts[0]))
+        merged = _concat(_read_parts(fs, parts, table)) if rewrite else None
+        if rewrite and merged is None:
             logger.warning(
                 "Not compacting %s: a column has types that cannot be unified across its %d "
                 "part files; they stay as they are (nothing is lost).", table_dir, len(parts))

@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import os
+from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -33,8 +34,6 @@ from tuner.store import (
 logger = logging.getLogger(__name__)
 
 
-
-
 def _flatten_scalars(result: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
     """``(key, scalar)`` pairs of a result; nested dicts become ``a/b`` keys, lists are skipped."""
     for key, value in result.items():
@@ -50,9 +49,10 @@ def _flatten_scalars(result: Mapping[str, Any], prefix: str = "") -> Iterable[tu
 def history_row(experiment: str, trial_id: str, result: Mapping[str, Any]) -> dict[str, Any]:
     """The history row of one Ray result.
 
-    Keeps ``training_iteration`` as ``iteration``, ``time_total_s``, ``time_this_iter_s`` and
-    every other scalar key except :data:`RAY_BOOKKEEPING_KEYS`; nested dicts are flattened to
-    ``outer/inner`` keys and non-scalar leaves (lists, arrays, objects) are skipped.
+    Keeps ``training_iteration`` as ``iteration``, ``time_total_s``, ``time_this_iter_s``, Ray's
+    ``timestamp`` (unix seconds) as a UTC datetime and every other scalar key except
+    :data:`RAY_BOOKKEEPING_KEYS`; nested dicts are flattened to ``outer/inner`` keys and
+    non-scalar leaves (lists, arrays, objects) are skipped.
 
     Args:
         experiment: The experiment name.
@@ -72,6 +72,7 @@ def history_row(experiment: str, trial_id: str, result: Mapping[str, Any]) -> di
         "iteration": int(result["training_iteration"]),
         "time_total_s": _as_float(result.get("time_total_s")),
         "time_this_iter_s": _as_float(result.get("time_this_iter_s")),
+        "timestamp": _as_time(result.get("timestamp")),
     }
     for key, value in _flatten_scalars(result):
         if key.partition("/")[0] in RAY_BOOKKEEPING_KEYS or key in row:
@@ -86,6 +87,21 @@ def _as_float(value: Any) -> float:
     if ok and isinstance(clean, (int, float)):
         return float(clean)
     return math.nan
+
+
+def _as_time(value: Any) -> datetime | None:
+    """A UTC datetime from unix seconds (or a datetime); None for anything else.
+
+    >>> _as_time(0).isoformat(), _as_time("noon")
+    ('1970-01-01T00:00:00+00:00', None)
+    """
+    if isinstance(value, datetime):
+        return value
+    value = _as_float(value)
+    try:
+        return datetime.fromtimestamp(value, timezone.utc)
+    except (OverflowError, OSError, ValueError):  # NaN, inf or out of datetime's range
+        return None
 
 
 def _config_columns(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -308,7 +324,10 @@ class ResultsStoreCallback(Callback):
         return log
 
     def _trial_row(self, trial: Trial, error: str | None) -> dict[str, Any]:
-        """The trials row of an ended trial (see :data:`TRIAL_COLUMNS`); forgets its log."""
+        """The trials row of an ended trial (see :data:`TRIAL_COLUMNS`); forgets its log.
+
+        Values that do not exist (no test metric yet, no finite metric) are NaN here and null
+        in the store; the seed is ``config/seed``."""
         log = self._trial_log(trial)
         last = log.last
         metrics = np.array([m for _, _, m in log.iterations.values()], dtype=float)
@@ -326,7 +345,6 @@ class ResultsStoreCallback(Callback):
             key = f"stage{stage}_time_s"
             stage_times[key] = stage_times.get(key, 0.0) + (0.0 if math.isnan(seconds) else seconds)
         config = dict(getattr(trial, "config", None) or {})
-        seed = config.get("seed")
         row: dict[str, Any] = {
             "experiment": self.experiment,
             "trial_id": trial.trial_id,
@@ -336,7 +354,6 @@ class ResultsStoreCallback(Callback):
             "final_val_metric": _as_float(last.get(self.metric)),
             "test_metric": _as_float(last.get("test_metric")),
             "error": error,
-            "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
             "time_total_s": _as_float(last.get("time_total_s")),
             **stage_times,
             **self.static,

@@ -61,6 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true",
                    help="resume experiment --name under --storage (its saved settings; other flags ignored)")
     p.add_argument("--smoke-test", action="store_true", help="2 trials, 1 epoch, 128 samples: a fast check")
+    p.add_argument("--verbose", action="store_true",
+                   help="Ray Tune's own console output (status tables, a box per trial) instead of one line per event")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     args = p.parse_args(argv)
     if not args.resume and not (args.task and args.method):
@@ -83,7 +85,7 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     )
 
 
-def run(spec: SweepSpec, address: str | None = None, resume: bool = False) -> int:
+def run(spec: SweepSpec, address: str | None = None, resume: bool = False, verbose: bool = False) -> int:
     """Resolve, check, build (or restore) and fit; print the outcome and where results are.
 
     Everything that can be refused is refused before the first trial starts: names, ranges,
@@ -94,14 +96,15 @@ def run(spec: SweepSpec, address: str | None = None, resume: bool = False) -> in
         experiment is incomplete (interrupted: resume it with ``--resume``).
     """
     from tuner import experiment
+    from tuner.tables import metric_label
 
     if resume:
         spec = experiment.load_spec(spec.storage, spec.name)
     resolved = spec.resolve()
-    log.info("sweep %s: task=%s method=%s scale=%s backbone=%s trials=%d%s", resolved.name, spec.task,
-             spec.method, resolved.scale, resolved.backbone, resolved.expected_trials,
-             " (resuming)" if resume else "")
-    run = experiment.run_experiment(resolved, address=address, resume=resume)
+    log.info("sweep %s: task=%s method=%s scale=%s backbone=%s trials=%d%s; objective: %s",
+             resolved.name, spec.task, spec.method, resolved.scale, resolved.backbone, resolved.expected_trials,
+             " (resuming)" if resume else "", metric_label(spec.task, "validation"))
+    run = experiment.run_experiment(resolved, address=address, resume=resume, verbose=verbose)
     summarise(resolved, run.trials)
     if len(run.trials) < resolved.expected_trials:
         print(f"Experiment incomplete: {len(run.trials)} of {resolved.expected_trials} trials ended. Resume with:\n"
@@ -115,7 +118,7 @@ def summarise(resolved, trials) -> None:
     """Print trial counts by status, the best trial's searched config and where results are."""
     from trainables.metrics import get_metric
     from trainables.registry import get_task
-    from tuner.store import experiment_dir, store_dir
+    from tuner.store import experiment_dir, optuna_study_path, store_dir, tensorboard_dir
 
     counts = trials["status"].value_counts().to_dict() if len(trials) else {}
     print(f"\nExperiment {resolved.name}: {len(trials)} trials {counts}")
@@ -123,16 +126,22 @@ def summarise(resolved, trials) -> None:
     if len(scored):
         ascending = get_metric(get_task(resolved.spec.task).metric).mode == "min"
         row = scored.sort_values("best_val_metric", ascending=ascending).iloc[0]
-        constants = resolved.trial_constants()
-        sampled = {k[len("config/"):]: _plain(v) for k, v in row.items()
-                   if k.startswith("config/") and k[len("config/"):] not in constants and _is_set(v)}
-        print(f"Best trial {row['trial_id']} ({row['status']}): best val_metric={row['best_val_metric']:.4g}, "
-              f"test_metric={row['test_metric']:.4g}")
-        print(f"  {'config (held)' if resolved.repeats else 'searched config'}: {sampled}")
+        sampled = {k: _plain(row[f"config/{k}"]) for k in resolved.varying_keys()
+                   if f"config/{k}" in row and _is_set(row[f"config/{k}"])}
+        label = get_metric(get_task(resolved.spec.task).metric).label
+        print(f"Best trial {row['trial_id']} ({row['status']}): validation {label} {row['best_val_metric']:.4g} "
+              f"at its best epoch; test {row['test_metric']:.4g} with that epoch's weights")
+        shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sampled.items())
+        print(f"  {'grid value and seed' if resolved.repeats else 'searched config'}: {shown or '(none)'}")
     for row in trials[trials["status"] == "error"].itertuples() if len(trials) else ():
         print(f"Trial {row.trial_id} error: {_last_line(row.error)}")
     print(f"Results store: {store_dir(resolved.storage, resolved.name)} (tuner.store.read_trials / read_history)")
     print(f"Ray experiment dir: {experiment_dir(resolved.storage, resolved.name)}")
+    print(f"TensorBoard: tensorboard --logdir {tensorboard_dir(resolved.storage, resolved.name)}")
+    study = optuna_study_path(resolved.storage, resolved.name)
+    if not resolved.repeats and os.path.exists(study):
+        print(f"Optuna study: optuna-dashboard {study}")
+    print(f"Report: python -m tuner.report {resolved.name} --storage {resolved.storage}")
 
 
 def _last_line(text) -> str:
@@ -156,16 +165,41 @@ LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 QUIET_ENV = {"TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
 
 
+def console_env(verbose: bool, tty: bool) -> dict[str, str]:
+    """Environment for the driver's console: Ray's own output only with ``--verbose``
+    (``tuner.progress`` prints instead), no ANSI colour codes when stdout is not a terminal.
+
+    Ray 2.60's default output engine prints its heading box even at ``verbose=0``; its legacy
+    reporter (``RAY_AIR_NEW_OUTPUT=0``) prints nothing at ``verbose=0``.
+    """
+    env = dict(QUIET_ENV)
+    if not verbose:
+        env["RAY_AIR_NEW_OUTPUT"] = "0"
+    if not tty:
+        env["RAY_COLOR_PREFIX"] = "0"  # worker lines as "(Trainable pid=..)", not "\x1b[36m(...)\x1b[0m"
+    return env
+
+
+def set_driver_env(address: str | None, verbose: bool) -> None:
+    """Set (unless already set) the driver's environment before Ray is imported: loopback for
+    a local Ray, and ``console_env``."""
+    env = console_env(verbose, sys.stdout.isatty())
+    if not (address or os.environ.get("RAY_ADDRESS")):
+        env.update(LOOPBACK_ENV)  # a local Ray: keep every process on 127.0.0.1
+    for key, value in env.items():
+        os.environ.setdefault(key, value)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not (args.address or os.environ.get("RAY_ADDRESS")):
-        for key, value in LOOPBACK_ENV.items():  # a local Ray: keep every process on 127.0.0.1
-            os.environ.setdefault(key, value)
-    for key, value in QUIET_ENV.items():
-        os.environ.setdefault(key, value)
+    set_driver_env(args.address, args.verbose)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created ..." and per-trial lines
     try:
-        return run(spec_from_args(args), address=args.address, resume=args.resume)
+        return run(spec_from_args(args), address=args.address, resume=args.resume, verbose=args.verbose)
     except (KeyError, ValueError, FileNotFoundError) as e:
         if args.debug:
             raise
