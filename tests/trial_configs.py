@@ -13,6 +13,7 @@ TOY = dict(task="test_toy_task", scale="mini", backbone="test_efficientnet", ini
 
 def sample_config(method: str, data_dir: Path, seed: int = 0, **spec_kwargs) -> dict:
     """A full config for ``method`` on the toy task and tiny backbone (override via spec_kwargs)."""
+    spec_kwargs = {"storage": str(data_dir), **spec_kwargs}  # the stage-1 cache lives under the storage
     resolved = SweepSpec(method=method, data_dir=str(data_dir), seed=seed, **{**TOY, **spec_kwargs}).resolve()
     trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed)).ask()
     extra = get_method(method).space(trial, defaults=resolved.defaults) or {}

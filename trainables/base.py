@@ -12,6 +12,13 @@ Model selection: the validation split (carved from the training data) picks the 
 epoch whose weights are scored on the test split, once, when the plan finishes.
 Checkpoints hold the model, optimizer, LR schedule, stage position, best weights and RNG
 states, so a restored trial continues bit-for-bit (on the same device and thread count).
+
+Stage-1 cache (``trainables.stage1_cache``, config ``stage1_cache``: a directory, "" = off): when
+stage 1 starts, a trial looks up the stage 1 of identical inputs; on a hit it loads the stored
+model tensors and end-of-stage-1 RNG states and replays the stored stage-1 rows (one per
+``step()``, no training), so history, ASHA's clock and the result schema are as if computed, and
+stage 2 is bit-identical. A computed stage 1 is published when it ends. Every result reports
+``stage1_reused`` and ``stage1_saved_s`` (stored stage-1 time minus the replay's, so far).
 """
 from __future__ import annotations
 
@@ -26,6 +33,7 @@ import numpy as np
 import torch
 from ray import tune
 
+from trainables import stage1_cache
 from trainables.errors import CheckpointError
 from trainables.losses.task import TASK_LOSSES
 from trainables.metrics import get_metric
@@ -39,6 +47,12 @@ CHECKPOINT_FILE = "state.pt"
 OPTIMIZERS = ("adamw", "adam", "sgd")
 EMBEDDER_INITS = ("source", "random")  # copy of the pretrained stem (ORCA, MoNA A.2) or random
 ENCODER_INITS = ("pretrained", "random")
+# TrialConfig fields that every stage 1 reads (methods add theirs in ``stage1_keys``); with the
+# model, source stem and source surrogate, keyed by content, they make the stage-1 cache key.
+# Not in it: data_root and weights_path (their content is keyed, not their path: nodes may
+# mount them elsewhere), stage1_cache, and the stage-2 keys.
+BASE_STAGE1_KEYS = ("task", "scale", "backbone", "encoder_init", "embedder_init", "target_seq_len", "data_seed",
+                    "val_fraction", "max_train_samples", "seed", "batch_size", "num_threads")
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,7 @@ class TrialConfig:
     stage2_weight_decay: float
     stage2_epochs: int
     num_threads: int
+    stage1_cache: str  # directory of the stage-1 cache (trainables.stage1_cache), "" = off
 
     @classmethod
     def from_config(cls, config: dict) -> "TrialConfig":
@@ -96,6 +111,9 @@ class TrialConfig:
         for name in ("batch_size", "grad_accum", "stage2_epochs", "num_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.stage1_cache and ("://" in self.stage1_cache or not os.path.isabs(self.stage1_cache)):
+            raise ValueError(f"stage1_cache must be an absolute local or mounted directory or \"\" (off), got "
+                             f"{self.stage1_cache!r}")
 
 
 @dataclass(frozen=True)
@@ -164,11 +182,14 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.o
 
 
 class TwoStageTrainable(tune.Trainable):
-    """Base of every method. Subclasses with a stage 1 set ``stage1_name`` and implement
-    ``stage1_optimizer`` and ``stage1_epoch``; they may report ``loss_part_keys``."""
+    """Base of every method. Subclasses with a stage 1 set ``stage1_name``, declare the config
+    keys their stage 1 reads beyond ``BASE_STAGE1_KEYS`` in ``stage1_keys`` (the stage-1 cache
+    key) and implement ``stage1_optimizer`` and ``stage1_epoch``; they may report
+    ``loss_part_keys``."""
 
     config_class: type[TrialConfig] = TrialConfig
     stage1_name: str | None = None
+    stage1_keys: tuple[str, ...] = ()
     loss_part_keys: tuple[str, ...] = ()
 
     # ---- Tune API -------------------------------------------------------------------------
@@ -184,6 +205,16 @@ class TwoStageTrainable(tune.Trainable):
 
     def step(self) -> dict:
         stage = self.plan[self.stage_idx]
+        start = time.perf_counter()
+        if stage.index == 1 and self.stage_epoch == 0:
+            self._look_up_stage1()
+        result = self._replay_stage1() if stage.index == 1 and self.s1.reused else self._run_epoch(stage)
+        if stage.index == 1:
+            self._record_stage1(result, time.perf_counter() - start)
+        return {**result, "stage1_reused": self.s1.reused, "stage1_saved_s": self.s1.saved_s}
+
+    def _run_epoch(self, stage: Stage) -> dict:
+        """Train one epoch of ``stage`` and evaluate: the step's result."""
         start = time.perf_counter()
         parts = self.stage1_epoch() if stage.index == 1 else self.train_epoch()
         elapsed = time.perf_counter() - start
@@ -211,12 +242,15 @@ class TwoStageTrainable(tune.Trainable):
             log.warning("trial %s diverged in stage %d epoch %d (loss %s)", self.trial_id, stage.index,
                         self.stage_epoch, parts["train_loss"])
         if stage_done and not finished and not diverged:
-            self.stage_idx += 1
-            self.stage_epoch = 0
-            self._enter_stage()
+            self._next_stage()
         if diverged or finished:
             result["done"] = True
         return result
+
+    def _next_stage(self) -> None:
+        self.stage_idx += 1
+        self.stage_epoch = 0
+        self._enter_stage()
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
         state = {
@@ -226,6 +260,7 @@ class TwoStageTrainable(tune.Trainable):
             "stage_idx": self.stage_idx, "stage_epoch": self.stage_epoch, "epoch": self.epoch,
             "best_val": self.best_val, "best_state": self.best_state,
             "torch_rng": torch.get_rng_state(), "data_rng": self.generator.get_state(),
+            "stage1": self.s1.to_state(),
         }
         torch.save(state, os.path.join(checkpoint_dir, CHECKPOINT_FILE))
         return None
@@ -240,6 +275,7 @@ class TwoStageTrainable(tune.Trainable):
         self.best_val, self.best_state = state["best_val"], state["best_state"]
         torch.set_rng_state(state["torch_rng"].cpu())
         self.generator.set_state(state["data_rng"].cpu())
+        self.s1 = stage1_cache.Stage1Record.from_state(state["stage1"])
 
     # ---- building ---------------------------------------------------------------------------
     def _build(self, config: dict) -> None:
@@ -262,6 +298,7 @@ class TwoStageTrainable(tune.Trainable):
         self.plan = self.stage_plan()
         self.stage_idx, self.stage_epoch, self.epoch = 0, 0, 0
         self.best_val, self.best_state = float("nan"), None
+        self.s1, self.source_digest = stage1_cache.Stage1Record(), ""
         self.setup_method()
         self._enter_stage()
 
@@ -311,6 +348,9 @@ class TwoStageTrainable(tune.Trainable):
                                max_samples, self.cfg.data_seed, exact_length)
         self.source_x, self.source_y = torch.as_tensor(src.x), torch.as_tensor(src.y)
         self.source_num_classes = src.num_classes
+        if self.cfg.stage1_cache and self.plan[0].index == 1:  # part of the stage-1 cache key
+            self.source_digest = stage1_cache.combined_digest(
+                stage1_cache.state_digests({"x": self.source_x, "y": self.source_y}))
 
     def source_batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """A random source-surrogate batch on the device, drawn from the trial's data RNG."""
@@ -388,6 +428,88 @@ class TwoStageTrainable(tune.Trainable):
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         return self.evaluate("test")
+
+    # ---- stage-1 cache (trainables.stage1_cache) ----------------------------------------------
+    def stage1_inputs(self, digests: dict[str, str]) -> dict:
+        """Everything stage 1 reads, as plain JSON values: what the stage-1 cache key hashes.
+
+        Args:
+            digests: ``state_digests`` of the model as stage 1 starts.
+        """
+        cfg = self.cfg
+        # the method's own class: under Ray, type(self) is tune.with_resources' wrapper of it
+        method = next(c for c in type(self).__mro__ if not c.__module__.startswith("ray."))
+        return {
+            "trainable": f"{method.__module__}.{method.__qualname__}",
+            "config": {k: getattr(cfg, k) for k in BASE_STAGE1_KEYS + self.stage1_keys},
+            "model": stage1_cache.combined_digest(digests),
+            "source_embedder": stage1_cache.combined_digest(
+                stage1_cache.state_digests(self.source_embedder.state_dict())),
+            "source_surrogate": self.source_digest,
+            "device": self.device.type, "torch": torch.__version__, "code": stage1_cache.code_digest(),
+        }
+
+    def _look_up_stage1(self) -> None:
+        """As stage 1 starts: load a stored stage 1 (then replayed by ``step``), or prepare to
+        publish this one. Nothing when the cache is off."""
+        self.s1 = stage1_cache.Stage1Record()
+        if not self.cfg.stage1_cache:
+            return
+        digests = stage1_cache.state_digests(self.model.state_dict())
+        key = stage1_cache.cache_key(self.stage1_inputs(digests))
+        entry = stage1_cache.load_entry(self.cfg.stage1_cache, key, self.model.state_dict(),
+                                        self.plan[self.stage_idx].epochs, self._rng_states())
+        if entry is None:
+            self.s1 = stage1_cache.Stage1Record(key=key, digests=digests)
+            return
+        self.model.load_state_dict(entry.state, strict=False)  # the tensors stage 1 changed
+        self._set_rng_states(entry.rng)  # where stage 1 left them: stage 2 draws the same numbers
+        self.s1 = stage1_cache.Stage1Record(key=key, reused=True, rows=entry.rows, times=entry.times)
+        log.info("trial %s: stage 1 reused from %s", self.trial_id,
+                 stage1_cache.entry_path(self.cfg.stage1_cache, key))
+
+    def _replay_stage1(self) -> dict:
+        """One step of a reused stage 1: the stored result of this epoch, no training."""
+        row = {**self.s1.rows[self.stage_epoch], **self.placement}
+        self.stage_epoch += 1
+        self.epoch += 1
+        if self.stage_epoch >= self.plan[self.stage_idx].epochs:
+            self._next_stage()
+        return row
+
+    def _record_stage1(self, result: dict, seconds: float) -> None:
+        """Count a replayed step's saving, or keep a computed step's row; publish a computed
+        stage 1 when it ends (not after divergence)."""
+        if self.s1.reused:
+            self.s1.saved_s += self.s1.times[self.epoch - 1] - seconds  # stage 1 is epochs 1..n
+            return
+        if not self.s1.key:
+            return
+        self.s1.rows.append({k: v for k, v in result.items() if k not in self.placement})
+        self.s1.times.append(seconds)
+        if self.plan[self.stage_idx].index == 2:
+            self._publish_stage1()
+
+    def _publish_stage1(self) -> None:
+        """Store this trial's stage 1: the tensors it changed, its rows and times, the RNG states."""
+        state = self.model.state_dict()
+        changed = {k: v.detach().cpu() for k, v in state.items()
+                   if stage1_cache.tensor_digest(v) != self.s1.digests[k]}
+        entry = stage1_cache.Stage1Entry(changed, self.s1.rows, self.s1.times, self._rng_states())
+        stage1_cache.publish(self.cfg.stage1_cache, self.s1.key, self.stage1_inputs(self.s1.digests), entry)
+
+    def _rng_states(self) -> dict[str, torch.Tensor]:
+        """The RNG states training draws from: torch's (CPU, and CUDA on a GPU) and the data generator."""
+        states = {"torch": torch.get_rng_state(), "data": self.generator.get_state()}
+        if self.device.type == "cuda":
+            states["cuda"] = torch.cuda.get_rng_state(self.device)
+        return states
+
+    def _set_rng_states(self, states: dict[str, torch.Tensor]) -> None:
+        torch.set_rng_state(states["torch"])
+        self.generator.set_state(states["data"])
+        if "cuda" in states:
+            torch.cuda.set_rng_state(states["cuda"], self.device)
 
     # ---- stage-1 hooks (methods with a stage 1 implement these) ------------------------------
     def stage1_optimizer(self) -> torch.optim.Optimizer:

@@ -32,6 +32,9 @@ class EmbTrainable(TwoStageTrainable):
 
     config_class = EmbConfig
     stage1_name = "embedder_warmup"
+    # Read by stage 1 beyond BASE_STAGE1_KEYS: its decay is stage 2's, and the task-loss epoch
+    # it reuses steps every grad_accum batches.
+    stage1_keys = ("stage1_lr", "stage1_epochs", "stage2_weight_decay", "grad_accum")
 
     def stage1_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.model.embedder.parameters(), lr=self.cfg.stage1_lr,

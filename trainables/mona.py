@@ -480,6 +480,9 @@ class MonaTrainable(TwoStageTrainable):
 
     config_class = MonaConfig
     stage1_name = "meta_alignment"
+    # Read by stage 1 beyond BASE_STAGE1_KEYS: every MonaConfig field.
+    stage1_keys = ("lam", "alpha", "inner_steps", "meta_grad", "inner_loss", "outer_loss", "stage1_lr",
+                   "stage1_weight_decay", "stage1_epochs", "source_batch_size", "source_max_samples")
     loss_part_keys = ("loss_inner", "loss_outer", "loss_align", "loss_uniform")
 
     def setup_method(self) -> None:

@@ -196,6 +196,10 @@ class OrcaTrainable(TwoStageTrainable):
 
     config_class = OrcaConfig
     stage1_name = "otdd_alignment"
+    # Read by stage 1 beyond BASE_STAGE1_KEYS (optimizer and weight decay: ORCA's stage 1 uses
+    # the stage-2 optimiser type and decay).
+    stage1_keys = ("stage1_lr", "stage1_epochs", "optimizer", "stage2_weight_decay", "ot_solver", "ot_reg",
+                   "source_samples", "target_samples_per_class", "num_pseudo_labels")
     loss_part_keys = ("otdd",)
 
     def setup_method(self) -> None:

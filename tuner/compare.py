@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from dataclasses import replace
 
@@ -321,13 +320,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.report:
             experiments = args.report
         else:
-            from tuner.sweep import LOOPBACK_ENV, QUIET_ENV
+            from tuner.sweep import set_driver_env
 
-            if not (args.address or os.environ.get("RAY_ADDRESS")):
-                for key, value in LOOPBACK_ENV.items():
-                    os.environ.setdefault(key, value)
-            for key, value in QUIET_ENV.items():
-                os.environ.setdefault(key, value)
+            set_driver_env(args.address, verbose=False)
             extra: tuple[SweepSpec, ...] = ()
             if args.from_experiment:
                 base, best = from_experiment(read_experiments(args.storage, [args.from_experiment]),

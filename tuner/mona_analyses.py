@@ -193,7 +193,8 @@ def parse_trial_config(row: pd.Series):
     if not isinstance(method, str):
         raise ValueError(f"trial {row['trial_id']}: the trials row names no method")
     try:
-        return get_method(method).trainable.config_class.from_config(trial_config(row))
+        # trials stored before the stage-1 cache existed carry no stage1_cache key: off
+        return get_method(method).trainable.config_class.from_config({"stage1_cache": "", **trial_config(row)})
     except ValueError as e:
         raise ValueError(f"trial {row['trial_id']}: cannot rebuild its config from the store: {e}") from e
 

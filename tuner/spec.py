@@ -60,6 +60,8 @@ class SweepSpec:
     fixed: tuple[str, ...] = ()  # "name=value": dimensions held at a value instead of searched
     space_file: str | None = None  # YAML overrides of the space's ranges (search_spaces.overrides)
     max_failures: int = 0  # retries of a crashed trial, each from its last checkpoint
+    stage1_cache: str | None = None  # stage-1 cache directory; None = <storage>/<name>/stage1_cache
+    no_stage1_cache: bool = False  # every trial computes its stage 1
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -94,12 +96,13 @@ class SweepSpec:
         ranges, file_fixed = read_space_file(method, dims, spec.space_file)
         grid, fixed = parse_dimensions(method, dims, defaults, spec.sensitivity, spec.fixed, file_fixed,
                                        spec.at_defaults)
+        storage = absolute_storage(spec.storage)
+        name = spec.name or f"{spec.task}-{spec.method}-{time.strftime('%Y%m%d-%H%M%S')}"
         resolved = ResolvedSpec(
             spec=spec, scale=scale, backbone=env.backbone, data_root=root,
-            defaults=defaults, fallback_reason=reason,
-            storage=absolute_storage(spec.storage),
-            name=spec.name or f"{spec.task}-{spec.method}-{time.strftime('%Y%m%d-%H%M%S')}",
+            defaults=defaults, fallback_reason=reason, storage=storage, name=name,
             method_constants=dict(method.constants), grid=grid, fixed=fixed, ranges=ranges,
+            stage1_cache=stage1_cache_dir(spec, storage, name),
         )
         resolved.check_default_config()
         return resolved
@@ -117,6 +120,9 @@ class SweepSpec:
         for flag, ok in checks:
             if not ok:
                 raise ValueError(f"{flag} is out of range: {getattr(self, flag[2:].replace('-', '_'))}")
+        if self.stage1_cache is not None and (self.no_stage1_cache or "://" in self.stage1_cache):
+            raise ValueError(f"--stage1-cache {self.stage1_cache}: give a local or mounted directory (not a URI), "
+                             "and not together with --no-stage1-cache")
         if self.weights and not Path(self.weights).expanduser().exists():
             raise ValueError(f"--weights {self.weights}: no such file or directory")
 
@@ -203,6 +209,7 @@ class ResolvedSpec:
     grid: tuple[str, tuple] | None  # sensitivity mode: (config key, values)
     fixed: dict  # held dimensions: every default in sensitivity / at-defaults mode, else the --set values
     ranges: dict  # --space range/choice overrides for the searched dimensions
+    stage1_cache: str  # the stage-1 cache directory trials use ("" = off): stage1_cache_dir
 
     @property
     def expected_trials(self) -> int:
@@ -243,6 +250,7 @@ class ResolvedSpec:
             "optimizer": self.defaults["optimizer"], "batch_size": self.defaults["batch_size"],
             "grad_accum": self.defaults["grad_accum"],
             "stage2_epochs": self.stage2_epochs, "num_threads": max(1, int(s.cpus_per_trial)),
+            "stage1_cache": self.stage1_cache,
         }
         constants.update(self.method_constants)
         constants.update({k: v for k, v in self.fixed.items() if k in constants})
@@ -381,6 +389,22 @@ def _typed(raw: str, default, flag: str, name: str):
         return kind(raw)
     except ValueError:
         raise ValueError(f"{flag} {name}={raw!r}: expected a {kind.__name__}") from None
+
+
+def stage1_cache_dir(spec: SweepSpec, storage: str, name: str) -> str:
+    """Where the trials keep and look up stage-1 results ("" = off): ``--stage1-cache DIR`` (shared
+    by the experiments that name it), else ``<storage>/<name>/stage1_cache``. Off with
+    ``--no-stage1-cache``, and (one logged line) on an object-store ``--storage`` without a DIR:
+    publishing needs a local or mounted filesystem's atomic hard links."""
+    if spec.no_stage1_cache:
+        return ""
+    if spec.stage1_cache is not None:
+        return str(Path(spec.stage1_cache).expanduser().resolve())
+    if "://" in storage:
+        log.warning("stage-1 cache off: --storage %s is not a local or mounted path (the cache publishes by "
+                    "hard link); pass --stage1-cache DIR on a shared mount to keep one", storage)
+        return ""
+    return str(Path(storage) / name / "stage1_cache")
 
 
 def absolute_storage(storage: str) -> str:

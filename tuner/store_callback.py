@@ -356,6 +356,9 @@ class ResultsStoreCallback(Callback):
             "error": error,
             "time_total_s": _as_float(last.get("time_total_s")),
             **stage_times,
+            # stage-1 cache (trainables.stage1_cache): reused or computed, and the seconds a reuse saved
+            "stage1_reused": _flag(last.get("stage1_reused")),
+            "stage1_saved_s": _as_float(last.get("stage1_saved_s")),
             **self.static,
             **_config_columns(config),
         }

@@ -56,6 +56,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="override search ranges / fix dimensions (see search_spaces/overrides.py)")
     p.add_argument("--set", dest="fixed", action="append", default=[], metavar="NAME=VALUE",
                    help="hold a dimension at a value (repeatable)")
+    p.add_argument("--stage1-cache", default=None, metavar="DIR",
+                   help="stage-1 cache directory, shared by the experiments that name it "
+                        "(default: <storage>/<experiment>/stage1_cache; off on an object-store --storage)")
+    p.add_argument("--no-stage1-cache", action="store_true",
+                   help="compute every trial's stage 1, never reuse a stored one")
     p.add_argument("--max-failures", type=int, default=0,
                    help="retries of a crashed trial (worker or node lost, exception), from its last checkpoint")
     p.add_argument("--resume", action="store_true",
@@ -81,7 +86,7 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
         storage=args.storage, name=args.name, seed=args.seed, smoke_test=args.smoke_test,
         sensitivity=args.sensitivity, seeds=args.seeds, at_defaults=args.at_defaults, fixed=tuple(args.fixed),
         space_file=args.space_file,
-        max_failures=args.max_failures,
+        max_failures=args.max_failures, stage1_cache=args.stage1_cache, no_stage1_cache=args.no_stage1_cache,
     )
 
 
@@ -120,8 +125,9 @@ def summarise(resolved, trials) -> None:
     from trainables.registry import get_task
     from tuner.store import experiment_dir, optuna_study_path, store_dir, tensorboard_dir
 
-    counts = trials["status"].value_counts().to_dict() if len(trials) else {}
-    print(f"\nExperiment {resolved.name}: {len(trials)} trials {counts}")
+    counts = trials["status"].value_counts() if len(trials) else {}
+    by_status = ", ".join(f"{n} {status}" for status, n in sorted(dict(counts).items()))
+    print(f"\nExperiment {resolved.name}: {len(trials)} trials ended{': ' + by_status if by_status else ''}")
     scored = trials.dropna(subset=["best_val_metric"]) if len(trials) else trials
     if len(scored):
         ascending = get_metric(get_task(resolved.spec.task).metric).mode == "min"
@@ -198,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created ..." and per-trial lines
+        logging.getLogger("ray.tune").setLevel(logging.WARNING)  # "Wrote the latest version of all result files"
     try:
         return run(spec_from_args(args), address=args.address, resume=args.resume, verbose=args.verbose)
     except (KeyError, ValueError, FileNotFoundError) as e:

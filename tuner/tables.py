@@ -24,7 +24,7 @@ CONFIDENCE = 0.95
 STATUSES = ("completed", "pruned", "diverged", "error")
 #: Config keys that say how or where a trial ran, not what it trained: trials that differ only
 #: in these are repeats of one configuration.
-NOT_CONFIGURATION = ("seed", "num_threads", "data_root")
+NOT_CONFIGURATION = ("seed", "num_threads", "data_root", "stage1_cache")
 
 
 def metric_column(which: str) -> str:
