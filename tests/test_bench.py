@@ -78,3 +78,20 @@ def test_quick_mode_prints_its_figures_and_records_nothing(script):
         assert re.search(pattern, block), f"{pattern!r} not in:\n{block}"
     after = RESULTS.read_bytes() if RESULTS.exists() else None
     assert after == before, "--no-record must not touch bench/RESULTS.md"
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_gpu_paper_scale_script_runs_every_phase_on_the_cpu(tmp_path):
+    """``bench.gpu_paper_scale --cpu-smoke``: the device script's phases on a tiny Swin (the
+    script is meant for a GPU machine, where a failed run costs scarce device time)."""
+    before = RESULTS.read_bytes()
+    out = subprocess.run([sys.executable, "-m", "bench.gpu_paper_scale", "all", "--cpu-smoke",
+                          "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "out"),
+                          "--storage", str(tmp_path / "storage")],
+                         cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    figures = (tmp_path / "out" / "gpu_paper_scale.json").read_text()
+    for key in ("plain", "mona exact", "trials_per_hour"):
+        assert key in figures, figures[:2000]
+    assert RESULTS.read_bytes() == before
