@@ -78,10 +78,18 @@ def test_sigkilled_driver_resumes_without_rerunning_or_duplicating(driver_env, t
     driver = _start(driver_env, tmp_path, *args)
 
     def one_ended_and_one_running():
-        """one trial ended while another has reported"""
+        """one trial ended while another has reported, and Tune's experiment snapshot (written at
+        most every 10 s, more rarely when a snapshot is slow) is newer than every running trial's
+        first checkpoint: a trial killed before any snapshot names its checkpoint rightly
+        restarts from its first epoch on resume, which is not what this test checks"""
         trials, history = store.read_trials(storage, name), store.read_history(storage, name)
         running = set(history.trial_id) - set(trials.trial_id) if len(history) else set()
-        return len(trials) >= 1 and running and (trials, history)
+        if not (len(trials) >= 1 and running):
+            return False
+        snapshots = glob.glob(os.path.join(storage, name, "experiment_state-*.json"))
+        latest = max((os.path.getmtime(f) for f in snapshots), default=0.0)
+        first_reports = history[history.trial_id.isin(running)].groupby("trial_id")["written_at"].min()
+        return latest - 0.5 > max(t.timestamp() for t in first_reports) and (trials, history)
 
     ended_before, _ = _wait_for(one_ended_and_one_running)
     driver.send_signal(signal.SIGKILL)
@@ -110,12 +118,15 @@ def test_sigkilled_driver_resumes_without_rerunning_or_duplicating(driver_env, t
         rows = history[history.trial_id == trial_id].sort_values("iteration")
         new_rows = rows[~rows.node_id.isin(old_node)]
         assert len(new_rows) and new_rows.iteration.min() > 1, trial_id
-    # The Optuna study came back with the experiment: four trials told, none left running.
+    # The Optuna study came back with the experiment (its journal on disk): the four trials told
+    # COMPLETE with the stored configurations; whatever the killed driver asked for after Tune's
+    # last snapshot is FAIL, nothing is left RUNNING.
     state_file = sorted(glob.glob(f"{storage}/{name}/searcher-state-*.pkl"))[-1]
     with open(state_file, "rb") as f:
         study = pickle.load(f)["_ot_study"]
-    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
-    sampled = sorted(t.params["stage2_lr"] for t in study.trials)
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 4 and {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.FAIL}
+    sampled = sorted(t.params["stage2_lr"] for t in complete)
     assert sampled == pytest.approx(sorted(trials["config/stage2_lr"]))
 
 

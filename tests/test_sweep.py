@@ -172,3 +172,20 @@ def test_the_task_token_limit_reaches_the_trial_through_its_config(tmp_path):
     assert ecg.trial_constants()["target_seq_len"] == 64
     mini = SweepSpec(task="japanesevowels", method="finetune", scale="mini", data_dir=str(tmp_path)).resolve()
     assert mini.trial_constants()["target_seq_len"] == 0
+
+
+def test_resume_fails_the_trials_a_killed_driver_asked_after_its_last_snapshot(tmp_path):
+    """The journal knows every ask; Tune's searcher snapshot only those before it. On --resume
+    the journal's RUNNING trials the snapshot does not know become FAIL; known ones stay."""
+    import pickle
+
+    resolved = SweepSpec(method="finetune", data_dir=str(tmp_path), storage=str(tmp_path), name="k", **TOY).resolve()
+    storage = experiment.study_storage(resolved)
+    study = optuna.create_study(study_name="k", storage=storage)
+    done, known, orphan = study.ask(), study.ask(), study.ask()
+    study.tell(done, 1.0)
+    with open(tmp_path / "k" / "searcher-state-2026-01-01_00-00-00.pkl", "wb") as f:
+        pickle.dump({"_ot_trials": {"a": done, "b": known}}, f)
+    assert experiment.fail_orphaned_study_trials(resolved) == [orphan.number]
+    states = [t.state.name for t in optuna.load_study(study_name="k", storage=storage).trials]
+    assert states == ["COMPLETE", "RUNNING", "FAIL"]

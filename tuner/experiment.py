@@ -16,6 +16,8 @@ import dataclasses
 import functools
 import json
 import logging
+import os
+import pickle
 import time
 import warnings
 from dataclasses import dataclass
@@ -264,8 +266,36 @@ def restore_tuner(resolved: ResolvedSpec) -> tune.Tuner:
     path = experiment_path(resolved)
     if not tune.Tuner.can_restore(path):
         raise ValueError(f"--resume: no Ray Tune experiment state under {path}")
+    fail_orphaned_study_trials(resolved)
     return tune.Tuner.restore(path, trainable=resourced_trainable(resolved), resume_unfinished=True,
                               resume_errored=False, restart_errored=False)
+
+
+def fail_orphaned_study_trials(resolved: ResolvedSpec) -> list[int]:
+    """Mark FAIL the on-disk study's RUNNING trials that Tune's last searcher snapshot does not know.
+
+    The journal is written as the driver goes; Tune snapshots its searcher at most every 10 s. A
+    driver killed in between leaves trials it had asked for in the journal as RUNNING forever,
+    though the restored searcher will never tell them (their Tune trials are not in the snapshot).
+
+    Returns:
+        The numbers of the trials marked FAIL (none for sensitivity / at-defaults experiments).
+    """
+    study_path = optuna_study_path(resolved.storage, resolved.name)
+    snapshots = sorted(Path(experiment_path(resolved)).glob("searcher-state-*.pkl"))
+    if not (os.path.exists(study_path) and snapshots):
+        return []
+    with open(snapshots[-1], "rb") as f:  # Tune's own file, written by this code's driver
+        known = {t.number for t in pickle.load(f).get("_ot_trials", {}).values()}
+    storage = JournalStorage(JournalFileBackend(study_path))
+    study = optuna.load_study(study_name=resolved.name, storage=storage)
+    orphans = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t.number not in known]
+    for t in orphans:
+        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    if orphans:
+        log.info("Optuna study: %d trial(s) asked by the interrupted driver after its last snapshot marked FAIL",
+                 len(orphans))
+    return [t.number for t in orphans]
 
 
 def save_spec(resolved: ResolvedSpec) -> None:
