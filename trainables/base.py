@@ -211,7 +211,9 @@ class TwoStageTrainable(tune.Trainable):
         result = self._replay_stage1() if stage.index == 1 and self.s1.reused else self._run_epoch(stage)
         if stage.index == 1:
             self._record_stage1(result, time.perf_counter() - start)
-        return {**result, "stage1_reused": self.s1.reused, "stage1_saved_s": self.s1.saved_s}
+        self.samples_total += result["samples"]
+        return {**result, "samples_total": self.samples_total,
+                "stage1_reused": self.s1.reused, "stage1_saved_s": self.s1.saved_s}
 
     def _run_epoch(self, stage: Stage) -> dict:
         """Train one epoch of ``stage`` and evaluate: the step's result."""
@@ -234,7 +236,8 @@ class TwoStageTrainable(tune.Trainable):
             "stage_epoch": self.stage_epoch, "stage2_epoch": self.stage_epoch if stage.index == 2 else 0,
             "train_loss": float(parts["train_loss"]),
             "val_metric": val, "best_val_metric": self.best_val, "test_metric": test,
-            "lr": self.optimizer.param_groups[0]["lr"], "samples_per_s": parts["samples"] / max(elapsed, 1e-9),
+            "lr": self.optimizer.param_groups[0]["lr"], "samples": parts["samples"],
+            "samples_per_s": parts["samples"] / max(elapsed, 1e-9),
             "diverged": diverged, "finished": finished, **self.placement,
         }
         result.update({k: float(parts.get(k, float("nan"))) for k in self.loss_part_keys})
@@ -260,7 +263,7 @@ class TwoStageTrainable(tune.Trainable):
             "stage_idx": self.stage_idx, "stage_epoch": self.stage_epoch, "epoch": self.epoch,
             "best_val": self.best_val, "best_state": self.best_state,
             "torch_rng": torch.get_rng_state(), "data_rng": self.generator.get_state(),
-            "stage1": self.s1.to_state(),
+            "stage1": self.s1.to_state(), "samples_total": self.samples_total,
         }
         torch.save(state, os.path.join(checkpoint_dir, CHECKPOINT_FILE))
         return None
@@ -276,6 +279,7 @@ class TwoStageTrainable(tune.Trainable):
         torch.set_rng_state(state["torch_rng"].cpu())
         self.generator.set_state(state["data_rng"].cpu())
         self.s1 = stage1_cache.Stage1Record.from_state(state["stage1"])
+        self.samples_total = state["samples_total"]
 
     # ---- building ---------------------------------------------------------------------------
     def _build(self, config: dict) -> None:
@@ -299,6 +303,7 @@ class TwoStageTrainable(tune.Trainable):
         self.stage_idx, self.stage_epoch, self.epoch = 0, 0, 0
         self.best_val, self.best_state = float("nan"), None
         self.s1, self.source_digest = stage1_cache.Stage1Record(), ""
+        self.samples_total = 0  # training samples this trial processed (a reused stage 1 adds none)
         self.setup_method()
         self._enter_stage()
 
@@ -470,7 +475,7 @@ class TwoStageTrainable(tune.Trainable):
 
     def _replay_stage1(self) -> dict:
         """One step of a reused stage 1: the stored result of this epoch, no training."""
-        row = {**self.s1.rows[self.stage_epoch], **self.placement}
+        row = {**self.s1.rows[self.stage_epoch], **self.placement, "samples": 0}  # nothing trained
         self.stage_epoch += 1
         self.epoch += 1
         if self.stage_epoch >= self.plan[self.stage_idx].epochs:

@@ -31,13 +31,14 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces.overrides import overridden_space
 from trainables.metrics import get_metric
 from trainables.registry import get_method, get_task
-from tuner.spec import DATA_SEED, ResolvedSpec, SweepSpec, absolute_storage
+from tuner.branching import BranchingOptunaSearch
+from tuner.optuna_search import PruneAwareOptunaSearch
 from tuner.progress import ProgressCallback
+from tuner.spec import DATA_SEED, ResolvedSpec, SweepSpec, absolute_storage
 from tuner.store import (
     experiment_dir,
     filesystem,
@@ -61,27 +62,9 @@ def trial_dirname(trial) -> str:
     return f"{trial.trainable_name}_{trial.trial_id}"
 
 
-class PruneAwareOptunaSearch(OptunaSearch):
-    """OptunaSearch that tells Optuna the truth about trials the scheduler stopped.
-
-    Ray's OptunaSearch reports an ASHA-stopped trial as COMPLETE with its truncated value,
-    which TPE then treats as a finished result. Here a trial whose last result is not
-    ``finished`` is told as PRUNED (its intermediate values stay reported), and a
-    ``diverged`` one as FAIL.
-    """
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if result and not error and not result.get("finished", False) and trial_id not in self._completed_trials:
-            state = TrialState.FAIL if result.get("diverged", False) else TrialState.PRUNED
-            self._ot_study.tell(self._ot_trials[trial_id], state=state)
-            self._completed_trials.add(trial_id)
-            return
-        super().on_trial_complete(trial_id, result=result, error=error)
-
-
 def make_searcher(resolved: ResolvedSpec, mode: str) -> PruneAwareOptunaSearch:
     """TPE over the method's define-by-run space, seeded; ``--space`` ranges applied and
-    ``--set`` / fixed ``--space`` dimensions held."""
+    ``--set`` / fixed ``--space`` dimensions held; ``--branching K``: ``tuner.branching``'s searcher."""
     spec = resolved.spec
     sampler: optuna.samplers.BaseSampler = optuna.samplers.TPESampler(
         seed=spec.seed, n_startup_trials=max(2, spec.num_samples // 4),
@@ -93,8 +76,12 @@ def make_searcher(resolved: ResolvedSpec, mode: str) -> PruneAwareOptunaSearch:
             sampler = optuna.samplers.PartialFixedSampler(resolved.fixed, sampler)
     space = functools.partial(overridden_space, space=get_method(spec.method).space, defaults=resolved.defaults,
                               ranges=resolved.ranges, held=resolved.fixed)
-    return PruneAwareOptunaSearch(space=space, metric=METRIC, mode=mode, sampler=sampler,
-                                  study_name=resolved.name, storage=study_storage(resolved))
+    kwargs = dict(space=space, metric=METRIC, mode=mode, sampler=sampler, study_name=resolved.name,
+                  storage=study_storage(resolved))
+    if spec.branching:
+        return BranchingOptunaSearch(stage1_keys=get_method(spec.method).trainable.stage1_keys,
+                                     configs=spec.branching, seeds=resolved.root_seeds, **kwargs)
+    return PruneAwareOptunaSearch(**kwargs)
 
 
 def study_storage(resolved: ResolvedSpec) -> optuna.storages.BaseStorage | None:

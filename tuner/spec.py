@@ -62,6 +62,7 @@ class SweepSpec:
     max_failures: int = 0  # retries of a crashed trial, each from its last checkpoint
     stage1_cache: str | None = None  # stage-1 cache directory; None = <storage>/<name>/stage1_cache
     no_stage1_cache: bool = False  # every trial computes its stage 1
+    branching: int = 0  # search mode: K stage-1 configurations, stage 2 branching from each (tuner.branching); 0 = off
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -105,6 +106,7 @@ class SweepSpec:
             stage1_cache=stage1_cache_dir(spec, storage, name),
         )
         resolved.check_default_config()
+        resolved.check_branching()
         return resolved
 
     def _check_ranges(self) -> None:
@@ -114,7 +116,8 @@ class SweepSpec:
                   ("--gpus-per-trial", self.gpus_per_trial >= 0), ("--val-fraction", 0 < self.val_fraction < 1),
                   ("--max-epochs", self.max_epochs is None or self.max_epochs >= 1),
                   ("--grace-period", self.grace_period >= 1), ("--reduction-factor", self.reduction_factor >= 2),
-                  ("--seeds", self.seeds >= 1), ("--max-failures", self.max_failures >= 0)]
+                  ("--seeds", self.seeds >= 1), ("--max-failures", self.max_failures >= 0),
+                  ("--branching", self.branching >= 0)]
         if self.at_defaults and self.sensitivity:
             raise ValueError("--at-defaults and --sensitivity exclude each other (both hold the other dimensions)")
         for flag, ok in checks:
@@ -271,6 +274,41 @@ class ResolvedSpec:
             ValueError: the config class's message, naming the field.
         """
         get_method(self.spec.method).trainable.config_class.from_config(self.default_config())
+
+    @property
+    def root_seeds(self) -> tuple[int, ...]:
+        """The trial seeds of branching mode's stage-1 roots (``--seeds`` of them from ``--seed``)."""
+        return tuple(self.spec.seed + i for i in range(self.spec.seeds))
+
+    def searched_stage1_keys(self) -> tuple[str, ...]:
+        """The searched dimensions (not held) that the method's stage 1 reads."""
+        method = get_method(self.spec.method)
+        searched = space_distributions(method, self.defaults)
+        return tuple(k for k in method.trainable.stage1_keys if k in searched and k not in self.fixed)
+
+    def check_branching(self) -> None:
+        """Refuse ``--branching`` where it cannot share a stage 1 (``tuner.branching``).
+
+        Raises:
+            ValueError: one line naming the conflict.
+        """
+        s = self.spec
+        if not s.branching:
+            return
+        method = get_method(s.method)
+        problems = [
+            (self.repeats, "it is a search mode (not with --sensitivity or --at-defaults)"),
+            (method.trainable.stage1_name is None, f"method {s.method!r} has no stage 1 to share"),
+            (not self.stage1_cache, "branches read their root's stage 1 from the stage-1 cache, which is off "
+                                    "(--no-stage1-cache, or an object-store --storage without --stage1-cache DIR)"),
+            (s.num_samples < s.branching * s.seeds, f"--num-samples {s.num_samples} < {s.branching} stage-1 "
+                                                    f"configurations x {s.seeds} seed(s): no trial left to branch"),
+            (s.branching > 1 and not self.searched_stage1_keys(),
+             "every stage-1 dimension is held, so all configurations would be one: use --branching 1"),
+        ]
+        for bad, why in problems:
+            if bad:
+                raise ValueError(f"--branching {s.branching}: {why}")
 
     def result_columns(self) -> dict:
         """Static columns every stored trial row carries."""

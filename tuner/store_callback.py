@@ -359,6 +359,8 @@ class ResultsStoreCallback(Callback):
             # stage-1 cache (trainables.stage1_cache): reused or computed, and the seconds a reuse saved
             "stage1_reused": _flag(last.get("stage1_reused")),
             "stage1_saved_s": _as_float(last.get("stage1_saved_s")),
+            # training samples the trial processed, both stages (a reused stage 1 counts none)
+            "samples_total": _as_float(last.get("samples_total")),
             **self.static,
             **_config_columns(config),
         }

@@ -61,6 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(default: <storage>/<experiment>/stage1_cache; off on an object-store --storage)")
     p.add_argument("--no-stage1-cache", action="store_true",
                    help="compute every trial's stage 1, never reuse a stored one")
+    p.add_argument("--branching", type=int, default=0, metavar="K",
+                   help="search mode: draw K stage-1 configurations (each at --seeds seeds), train each stage 1 "
+                        "once and branch the other trials' stage 2 from them (tuner/branching.py); 0 = off")
     p.add_argument("--max-failures", type=int, default=0,
                    help="retries of a crashed trial (worker or node lost, exception), from its last checkpoint")
     p.add_argument("--resume", action="store_true",
@@ -87,6 +90,7 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
         sensitivity=args.sensitivity, seeds=args.seeds, at_defaults=args.at_defaults, fixed=tuple(args.fixed),
         space_file=args.space_file,
         max_failures=args.max_failures, stage1_cache=args.stage1_cache, no_stage1_cache=args.no_stage1_cache,
+        branching=args.branching,
     )
 
 
