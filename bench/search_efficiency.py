@@ -1,38 +1,65 @@
-"""Figure 4 of issue #8: how many trial-epochs TPE+ASHA, random search and the full grid spend to
-reach a validation error within 1 point of the grid's best, on MoNA over a small discrete space.
+"""Search efficiency (issue #15, point 3): how many trial-epochs TPE+ASHA, random search (with and
+without ASHA), a one-epoch screen and the full grid spend to reach a validation error within 1
+point of the grid's best, on the embedded default at its normal size.
 
-The space: λ x stage-2 lr (``LAMBDAS`` x ``STAGE2_LRS``, 12 points); every other dimension of
-MoNA's space is held (``FIXED``: one stage-1 epoch; the space's defaults otherwise), in the grid
-and the searches alike. Every trial uses the same seed (0), so a configuration scores the same
-whichever searcher proposes it (the block reports the largest difference seen). Three sweeps on
-the embedded default (Spherical MNIST, EfficientNet-Lite0, a small training subset, a few
-stage-2 epochs), two trials at a time on 2 CPUs:
+The setup, chosen before any figure was seen: Spherical MNIST, EfficientNet-Lite0, ``--scale
+mini`` at its defaults (the task's 1,500 training samples and 6 stage-2 epochs), method
+``finetune``; the searched dimension is the stage-2 learning rate over the space's whole range,
+two decades as 9 log-spaced points ``10^(-4 + k/4)``, k = 0..8 (``LRS``); every other dimension
+is held at the space's default (weight decay 1e-4, as ``--set``). Every trial uses seed 0, so a
+configuration scores the same whoever proposes it. Two trials at a time on 2 CPUs.
 
-- grid: every point, to full length (Tune's ``grid_search`` over the two keys, FIFO; as the
-  project's sensitivity mode does for one key);
-- TPE+ASHA: the project's searcher and scheduler (``PruneAwareOptunaSearch`` with the seeded
-  multivariate TPE of ``tuner.experiment.make_searcher``, ``ASHAScheduler`` on
-  ``stage2_epoch``) over the same 12 points, ``SEARCH_TRIALS`` trials;
-- random: the same path with Optuna's ``RandomSampler`` (same seed) and no early stopping.
+1. Ground truth: the full grid, run for real through the sweep's pipeline
+   (``bench.common.run_sweep`` -> ``tuner.experiment.run_experiment``, ``param_space`` a
+   ``grid_search`` over the 9 rates, FIFO), every point to full length. Its per-epoch results
+   (``val_metric``, ``time_this_iter_s``, every key the trainable reports) are the table below.
+2. Searchers, each at 5 searcher seeds (``SEARCHER_SEEDS``; the seed of the sampler, not of
+   the trials), ``num_samples`` 8 (the CLI default):
+   - TPE+ASHA exactly as the project builds them: ``tuner.experiment.default_search`` (the
+     seeded multivariate TPE of ``make_searcher`` in ``PruneAwareOptunaSearch``, the ASHA on
+     ``stage2_epoch`` with the spec's grace period 1 and reduction factor 2), with only the
+     space swapped for its discrete version (below);
+   - random search: Optuna's ``RandomSampler`` (same seed) in ``PruneAwareOptunaSearch``, FIFO;
+   - random search + ASHA: the same, with the project's ASHA;
+   - one-epoch screen: every configuration one epoch, then the top ``TOP_K`` continued to full
+     length (deterministic: one figure);
+   - the full grid: the real run of step 1, in the order its results came (one figure).
+   The discrete space is the method's own define-by-run space with its ``suggest_float`` for the
+   rate answered from ``LRS`` (``discrete_space``): Optuna sees the index k as an integer
+   dimension, ordered as the log scale is (``--space`` files accept choice lists only for int
+   and categorical dimensions). The held dimensions go through ``PartialFixedSampler``.
 
-The discrete space is the method's own define-by-run space with those two ``suggest_float``
-calls answered from the lists (``discrete_space``; ``--space`` files accept choice lists only
-for int and categorical dimensions). The held dimensions go through Optuna's
-``PartialFixedSampler`` as ``--set`` does. Every sweep runs through the sweep's own pipeline
-(``tuner.experiment.run_experiment``) with only the searcher, scheduler and, for the grid, the
-param space swapped (``build_tuner``'s ``search`` / ``param_space``).
+The searcher figures are REPLAYS on the recorded curves (a tabular benchmark, as HPOBench and
+LCBench): training is deterministic per (configuration, seed), so the searcher runs use
+``bench.tabular.replay_trainable``, a Trainable that returns the grid's recorded results for its
+configuration epoch by epoch, sleeping the recorded epoch time / ``SPEEDUP`` so that trials run
+side by side end in the real order; the real searcher and scheduler classes, Tuner and store
+run unchanged on it. The one-epoch screen is simulated on the recorded epoch times (2 slots,
+``bench.tabular.simulate_slots``; the same simulation of the grid is checked against the grid's
+real order). The replay is VALIDATED by running TPE+ASHA at searcher seed ``VALIDATED_SEED`` for
+real (the real trainable, through ``run_sweep``): the block gives its trial-epochs to target
+next to its replay's, the configurations each tried, and the largest difference between any
+(configuration, epoch) validation error it saw and the grid's.
 
-A trial-epoch is one ``step()`` (one epoch of either stage). Each sweep's results, read from
-the Parquet store, are put in the order the driver received them; the figure is the number of
-trial-epochs up to the first stage-2 result within 1 point of the grid's best validation error,
-as a share of the full grid's trial-epochs. Target: TPE+ASHA <= 35%.
+A trial-epoch is one ``step()`` (one stage-2 epoch). A sweep's results, read from the Parquet
+store, are put in the order the driver received them; the figure is the number of trial-epochs
+up to the first result within 1 point of the grid's best validation error, as a share of the
+full grid's trial-epochs, and the trial-seconds (recorded ``time_this_iter_s``) up to it.
+Medians and min-max over the searcher seeds; a seed that never reaches the target counts as
+worse than any that does. Target: TPE+ASHA's median <= 35% of the grid's trial-epochs.
 
-    python -m bench.search_efficiency [--quick] [--no-record]
+    python -m bench.search_efficiency [--quick] [--no-record] [--curves FILE]
+
+``--curves FILE``: save the grid's recorded curves and the real validation sweep's results there
+(JSON); if FILE exists, read them instead of running those two sweeps again and run only the
+replays (the block says so).
 """
 from __future__ import annotations
 
 import functools
-import itertools
+import math
+import statistics
+from pathlib import Path
 
 from bench.common import (
     EMBEDDED,
@@ -51,157 +78,332 @@ from bench.common import (
 import optuna
 import pandas as pd
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.schedulers import FIFOScheduler
 
-from trainables.registry import get_method
-from tuner.experiment import METRIC, PruneAwareOptunaSearch
+from bench.tabular import (
+    curves_from_run,
+    load_curves,
+    lookup,
+    replay_trainable,
+    save_curves,
+    seen_vs_recorded,
+    simulate_slots,
+)
+from search_spaces.dimensions import describe_distribution, space_distributions
+from trainables.metrics import get_metric
+from trainables.registry import get_method, get_task
+from tuner.experiment import METRIC, PruneAwareOptunaSearch, default_search
 from tuner.spec import SweepSpec
 
-METHOD = "mona"
-LAMBDAS = (0.0, 0.5, 1.0)
-STAGE2_LRS = (3e-4, 1e-3, 3e-3, 1e-2)
-FIXED = {"stage1_epochs": 1, "stage2_weight_decay": 1e-4}
-SEARCH_TRIALS = 6
-EPOCHS, TRAIN_SAMPLES = 3, 640  # stage-2 epochs and training subset: the grid in ~10 min on 2 CPUs
+METHOD, KEY = "finetune", "stage2_lr"
+LRS = tuple(10 ** (-4 + k / 4) for k in range(9))  # the finetune space's whole range [1e-4, 1e-2], log-spaced
+TRIAL_SEED = 0
+SEARCHER_SEEDS = (0, 1, 2, 3, 4)
+VALIDATED_SEED = 0  # the searcher seed whose TPE+ASHA also runs for real
+TOP_K = 3  # one-epoch screen: configurations continued to full length
+SLOTS = 2  # trials at a time (2 CPUs, 1 CPU per trial)
+SPEEDUP = 5.0  # replayed epochs sleep recorded time / SPEEDUP
 POINT = 1.0  # "within 1 point" of the grid's best validation error (the metric is in %)
+TARGET_SHARE = 35.0  # % of the grid's trial-epochs
+SEARCH_ARMS = ("TPE+ASHA", "random search", "random search + ASHA")
 
 
+# ---- the discrete space -------------------------------------------------------------------------
 class DiscreteTrial:
-    """An Optuna trial whose ``suggest_float`` answers listed dimensions from their choices."""
+    """An Optuna trial whose ``suggest_float`` answers listed dimensions from their values: Optuna
+    samples the index (an int dimension, so TPE keeps the values' order), ``chosen`` the value."""
 
     def __init__(self, trial, choices: dict[str, tuple]):
-        self._trial, self._choices = trial, choices
+        self._trial, self._choices, self.chosen = trial, choices, {}
 
     def suggest_float(self, name: str, low: float, high: float, **kwargs) -> float:
-        if name in self._choices:
-            return self._trial.suggest_categorical(name, list(self._choices[name]))
-        return self._trial.suggest_float(name, low, high, **kwargs)
+        if name not in self._choices:
+            return self._trial.suggest_float(name, low, high, **kwargs)
+        values = self._choices[name]
+        self.chosen[name] = values[self._trial.suggest_int(name, 0, len(values) - 1)]
+        return self.chosen[name]
 
     def __getattr__(self, item: str):
         return getattr(self._trial, item)
 
 
-def discrete_space(trial, space, defaults: dict, choices: dict[str, tuple]) -> dict | None:
-    """``space`` with the dimensions in ``choices`` made categorical (module-level: it pickles)."""
-    return space(DiscreteTrial(trial, choices), defaults=defaults)
+def discrete_space(trial, space, defaults: dict, choices: dict[str, tuple]) -> dict:
+    """``space`` with the dimensions in ``choices`` discrete (module-level: it pickles). The values
+    are returned as constants, so the trial's config holds the value, not Optuna's index."""
+    discrete = DiscreteTrial(trial, choices)
+    returned = space(discrete, defaults=defaults) or {}
+    return {**returned, **discrete.chosen}
 
 
-def searcher(resolved, sampler: optuna.samplers.BaseSampler, choices: dict) -> PruneAwareOptunaSearch:
+# ---- sweeps ----------------------------------------------------------------------------------------
+def search_part(resolved, arm: str, lrs: tuple) -> tuple[dict, dict]:
+    """(param_space, search part) of a searcher arm: the project's ``default_search`` (TPE, ASHA),
+    its space made discrete, the random sampler swapped in or ASHA swapped out as ``arm`` says;
+    every trial at seed ``TRIAL_SEED`` whatever the searcher's seed."""
+    mode = get_metric(get_task(resolved.spec.task).metric).mode
+    param_space, search = default_search(resolved, mode)
     space = functools.partial(discrete_space, space=get_method(METHOD).space, defaults=resolved.defaults,
-                              choices=choices)
-    fixed = optuna.samplers.PartialFixedSampler(resolved.fixed, sampler)
-    return PruneAwareOptunaSearch(space=space, metric=METRIC, mode="min", sampler=fixed)
+                              choices={KEY: lrs})
+    if arm == "TPE+ASHA":
+        searcher = search["search_alg"]
+        assert isinstance(searcher, PruneAwareOptunaSearch) and searcher._space is not None
+        searcher._space = space  # Ray's OptunaSearch calls it in suggest(); sampler, study as built
+    else:
+        sampler = optuna.samplers.PartialFixedSampler(resolved.fixed,
+                                                      optuna.samplers.RandomSampler(seed=resolved.spec.seed))
+        search["search_alg"] = PruneAwareOptunaSearch(space=space, metric=METRIC, mode=mode, sampler=sampler)
+    if not arm.endswith("ASHA"):
+        search["scheduler"] = FIFOScheduler()
+    return {**param_space, "seed": TRIAL_SEED}, search
 
 
-def tpe_asha(resolved, choices: dict) -> dict:
-    """``build_tuner`` search part: the project's TPE (``make_searcher``'s options) and ASHA."""
-    spec = resolved.spec
-    sampler = optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=max(2, spec.num_samples // 4),
-                                         multivariate=True, constant_liar=True)  # as make_searcher
-    asha = ASHAScheduler(time_attr="stage2_epoch", max_t=resolved.stage2_epochs,
-                         grace_period=spec.grace_period, reduction_factor=spec.reduction_factor)
-    return dict(num_samples=spec.num_samples, search_alg=searcher(resolved, sampler, choices), scheduler=asha)
+def history_order(history: pd.DataFrame, trials: pd.DataFrame) -> list[tuple[float, int, float, float]]:
+    """A run's results as (lr, stage-2 epoch, val_metric, time_this_iter_s), in the order the
+    driver received them."""
+    lr = trials.set_index("trial_id")[f"config/{KEY}"]
+    h = history.sort_values("written_at")
+    return [(float(lr[r.trial_id]), int(r.stage2_epoch), float(r.val_metric), float(r.time_this_iter_s))
+            for r in h.itertuples()]
 
 
-def random_search(resolved, choices: dict) -> dict:
-    sampler = optuna.samplers.RandomSampler(seed=resolved.spec.seed)
-    return dict(num_samples=resolved.spec.num_samples, search_alg=searcher(resolved, sampler, choices),
-                scheduler=FIFOScheduler())
+def to_target(results: list[tuple[float, int, float, float]], target: float) -> tuple[float, float]:
+    """(trial-epochs, trial-seconds) up to the first result with val_metric <= target, in order;
+    (inf, inf) if never reached."""
+    seconds = 0.0
+    for n, (_, _, val, secs) in enumerate(results, 1):
+        seconds += secs
+        if val <= target:
+            return n, seconds
+    return math.inf, math.inf
 
 
-def full_grid(choices: dict, held: dict) -> tuple[dict, dict]:
-    """(param_space, search part): every point of ``choices`` (a product), the rest as ``held``."""
-    grid = {key: tune.grid_search(list(values)) for key, values in choices.items()}
-    return {**held, **grid}, dict(num_samples=1, scheduler=FIFOScheduler())
+def tried(history: pd.DataFrame, trials: pd.DataFrame) -> str:
+    """The configurations a run tried, in the order of their first results: ``lr x epochs run``."""
+    first = history.groupby("trial_id")["written_at"].min()
+    t = trials.assign(first=trials["trial_id"].map(first)).sort_values("first")
+    return ", ".join(f"{lr:.2g}x{int(it)}" for lr, it in zip(t[f"config/{KEY}"], t["iterations"]))
 
 
-def epochs_to_target(history: pd.DataFrame, target: float) -> tuple[int | None, float | None]:
-    """(trial-epochs, trial-seconds) up to the first stage-2 result with val_metric <= target,
-    in the order the driver received the results; (None, None) if never reached."""
-    h = history.sort_values("written_at").reset_index(drop=True)
-    hit = h.index[(h["stage"] == 2) & (h["val_metric"] <= target)]
-    if len(hit) == 0:
-        return None, None
-    first = hit[0]
-    return first + 1, float(h.loc[:first, "time_this_iter_s"].sum())
+def screen_order(curves: dict, lrs: tuple, top_k: int) -> list[tuple[float, int, float, float]]:
+    """The one-epoch screen on ``SLOTS`` slots: every lr's first epoch (in grid order), then, once
+    all are in, the ``top_k`` best by that epoch continued from their checkpoints to full length."""
+    first = simulate_slots([(lr, [lookup(curves, lr)[0]["time_this_iter_s"]]) for lr in lrs], SLOTS)
+    barrier = max(t for t, _, _ in first)
+    best = sorted(lrs, key=lambda lr: best_of(lookup(curves, lr)[:1]))[:top_k]
+    rest = simulate_slots([(lr, [r["time_this_iter_s"] for r in lookup(curves, lr)[1:]]) for lr in best], SLOTS,
+                          start=barrier)
+    events = [(lr, epoch) for _, lr, epoch in first] + [(lr, epoch + 1) for _, lr, epoch in rest]
+    return [(lr, e, lookup(curves, lr)[e - 1]["val_metric"], lookup(curves, lr)[e - 1]["time_this_iter_s"])
+            for lr, e in events]
 
 
-def check_grid(trials: pd.DataFrame, choices: dict[str, tuple]) -> None:
+def grid_simulated(curves: dict, lrs: tuple) -> list[tuple[float, int, float, float]]:
+    """The grid's FIFO on ``SLOTS`` slots simulated on the recorded times (checks the simulation)."""
+    events = simulate_slots([(lr, [r["time_this_iter_s"] for r in lookup(curves, lr)]) for lr in lrs], SLOTS)
+    return [(lr, e, lookup(curves, lr)[e - 1]["val_metric"], lookup(curves, lr)[e - 1]["time_this_iter_s"])
+            for _, lr, e in events]
+
+
+# ---- figures ---------------------------------------------------------------------------------------
+def ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def first_rung_note(curves: dict, lrs: tuple, target: float, grace: int, reduction: int) -> str:
+    """How the rates that reach the target rank at ASHA's first rung (stage-2 epoch ``grace``),
+    where ASHA keeps the top 1/``reduction`` and the one-epoch screen its top ``TOP_K``."""
+    at = {lr: best_of(lookup(curves, lr)[grace - 1:grace]) for lr in lrs}
+    rank = {lr: 1 + sum(v < at[lr] for v in at.values()) for lr in lrs}  # ties share the better rank
+    good = [lr for lr in lrs if best_of(lookup(curves, lr)) <= target]
+    kept = sorted(lrs, key=lambda lr: best_of(lookup(curves, lr)[:1]))[:TOP_K]
+    return (f"- at stage-2 epoch {grace} (ASHA's first rung, keeping the top 1/{reduction}) the {len(lrs)} rates score "
+            f"{min(at.values()):.2f}-{max(at.values()):.2f}%; the rates that reach the target rank "
+            + ", ".join(f"{lr:.2g}: {ordinal(rank[lr])}" for lr in good)
+            + f" of {len(lrs)} there (ties share the better rank); the one-epoch screen keeps {', '.join(f'{lr:.2g}' for lr in kept)} (ties broken in grid order)")
+
+
+def best_of(rows: list[dict]) -> float:
+    """The lowest finite validation error of a curve (inf if none: diverged)."""
+    return min((r["val_metric"] for r in rows if math.isfinite(r["val_metric"])), default=math.inf)
+
+
+def spread(values: list[float], fmt) -> str:
+    """``median (min-max)`` (the lower median of an even count); never reached (inf): "never"."""
+    show = lambda v: "never" if math.isinf(v) else fmt(v)  # noqa: E731
+    if len(values) == 1:
+        return show(values[0])
+    return f"{show(statistics.median_low(values))} ({show(min(values))}-{show(max(values))})"
+
+
+def truth_table(curves: dict, lrs: tuple, epochs: int) -> list[str]:
+    lines = ["| stage-2 lr | " + " | ".join(f"ep {e}" for e in range(1, epochs + 1)) + " | best | s/epoch |",
+             "|---" * (epochs + 3) + "|"]
+    for lr in lrs:
+        rows = lookup(curves, lr)
+        vals = [f"{r['val_metric']:.2f}" for r in rows] + ["-"] * (epochs - len(rows))  # "-": diverged before
+        secs = statistics.mean(r["time_this_iter_s"] for r in rows)
+        lines.append(f"| {lr:.2g} | " + " | ".join(vals) + f" | {best_of(rows):.2f} | {secs:.1f} |")
+    return lines
+
+
+# ---- the benchmark ----------------------------------------------------------------------------------
+def run_benchmark(base: dict, lrs: tuple, train_samples: int | None, num_samples: int, seeds: tuple, speedup: float,
+                  tmp: Path, curves_file: Path | None) -> dict:
+    data_dir = str(tmp / "data") if base is TOY else None
+    kwargs = dict(method=METHOD, data_dir=data_dir, max_train_samples=train_samples, storage=str(tmp / "results"),
+                  num_samples=num_samples, **base)
+    held = trial_config(METHOD, {"seed": TRIAL_SEED}, seed=TRIAL_SEED, **{k: v for k, v in kwargs.items()
+                                                                         if k != "method"})
+    resolved = SweepSpec(**kwargs).resolve()
+    dims = space_defaults(METHOD, resolved.defaults)
+    fixed = tuple(f"{k}={held[k]}" for k in dims if k != KEY)  # as --set: the held dimensions
+    searched = space_distributions(get_method(METHOD), resolved.defaults)[KEY]
+    out = dict(space=describe_distribution(searched), epochs=resolved.stage2_epochs, fixed=fixed,
+               grace=resolved.spec.grace_period, reduction=resolved.spec.reduction_factor,
+               train_samples=held["max_train_samples"], num_samples=num_samples, seeds=seeds, real=None)
+    if curves_file is not None and curves_file.exists():
+        out["curves"], meta = load_curves(curves_file)
+        out.update(meta, curves_from=str(curves_file))
+    else:
+        spec = SweepSpec(**kwargs, name="grid", fixed=fixed, seed=TRIAL_SEED)
+        grid = run_sweep(spec, search=dict(num_samples=1, scheduler=FIFOScheduler()),
+                         param_space={**held, KEY: tune.grid_search(list(lrs))})
+        check_grid(grid.trials, lrs, out["epochs"])
+        out["curves"] = curves_from_run(grid.history, grid.trials, KEY)
+        out.update(grid_order=history_order(grid.history, grid.trials), grid_wall_s=grid.wall_s, curves_from=None)
+        # the validation: TPE+ASHA at one searcher seed on the real trainable
+        spec = SweepSpec(**kwargs, name="real-tpe-asha", fixed=fixed, seed=VALIDATED_SEED)
+        param_space, search = search_part(spec.resolve(), "TPE+ASHA", lrs)
+        real = run_sweep(spec, search=search, param_space=param_space)
+        n, worst = seen_vs_recorded(real.history, real.trials, out["curves"], KEY)
+        out["real"] = dict(order=history_order(real.history, real.trials), tried=tried(real.history, real.trials),
+                           compared=n, worst=worst, wall_s=real.wall_s)
+        if curves_file is not None:
+            save_curves(out["curves"], curves_file, {k: out[k] for k in ("grid_order", "grid_wall_s", "real")})
+    trainable = replay_trainable(out["curves"], KEY, speedup)
+    out["replays"] = {arm: {} for arm in SEARCH_ARMS}
+    for seed in seeds:
+        for arm in SEARCH_ARMS:
+            slug = arm.replace(" + ", "-").replace("+", "-").replace(" ", "-")
+            spec = SweepSpec(**kwargs, name=f"replay-{slug}-s{seed}", fixed=fixed, seed=seed)
+            param_space, search = search_part(spec.resolve(), arm, lrs)
+            run = run_sweep(spec, trainable=trainable, search=search, param_space=param_space)
+            n, worst = seen_vs_recorded(run.history, run.trials, out["curves"], KEY)
+            if worst != 0.0:
+                raise RuntimeError(f"replay {spec.name}: results differ from the recorded curves by {worst}")
+            out["replays"][arm][seed] = dict(order=history_order(run.history, run.trials),
+                                             tried=tried(run.history, run.trials), wall_s=run.wall_s)
+    return out
+
+
+def check_grid(trials: pd.DataFrame, lrs: tuple, epochs: int) -> None:
     """The grid ran every point once, to full length.
 
     Raises:
         RuntimeError: a point is missing or repeated, or a trial did not complete.
     """
-    points = sorted(zip(*(trials[f"config/{key}"] for key in choices)))
-    expected = sorted(itertools.product(*choices.values()))
-    if points != expected or not (trials["status"] == "completed").all():
-        raise RuntimeError(f"the grid ran {points} ({trials['status'].value_counts().to_dict()}), expected {expected}")
+    points = sorted(trials[f"config/{KEY}"].tolist())
+    complete = (trials["status"] == "completed").all() and (trials["iterations"] == epochs).all()
+    if points != sorted(lrs) or not complete:
+        raise RuntimeError(f"the grid ran {points} ({trials['status'].value_counts().to_dict()}, iterations "
+                           f"{trials['iterations'].tolist()}), expected {sorted(lrs)} x {epochs} epochs")
 
 
-def same_point_spread(runs: dict, keys: tuple[str, ...]) -> float:
-    """Largest difference of ``val_metric`` between results of the same point at the same iteration,
-    across every sweep (0 when equal seeds give equal results, as they should)."""
-    columns = [f"config/{key}" for key in keys]
-    frames = [run.history[["trial_id", "iteration", "val_metric"]].join(run.trials.set_index("trial_id")[columns],
-                                                                        on="trial_id") for run in runs.values()]
-    spread = pd.concat(frames).groupby([*columns, "iteration"])["val_metric"].agg(lambda v: v.max() - v.min())
-    return float(spread.max())
+def report(out: dict, lrs: tuple, setup: str, speedup: float) -> list[str]:
+    curves, epochs, seeds = out["curves"], out["epochs"], out["seeds"]
+    grid_epochs = sum(len(rows) for rows in curves.values())
+    best = min(best_of(rows) for rows in curves.values())
+    target = best + POINT
+    within = [f"{lr:.2g} (epoch {next(e for e, r in enumerate(lookup(curves, lr), 1) if r['val_metric'] <= target)})"
+              for lr in lrs if any(r["val_metric"] <= target for r in lookup(curves, lr))]
+    pct = lambda n: f"{100 * n / grid_epochs:.0f}%"  # noqa: E731
+    seconds = lambda s: f"{s:.0f}" if s >= 10 else f"{s:.1f}"  # noqa: E731
+    lines = [
+        f"{setup}; method finetune, stage-2 lr over {len(lrs)} log-spaced points "
+        f"[{', '.join(f'{v:.2g}' for v in lrs)}] (the space searches it {out['space']}); "
+        f"held (as --set): {', '.join(out['fixed'])}; "
+        f"{epochs} stage-2 epochs, {out['train_samples']} training samples, trial seed {TRIAL_SEED}, "
+        f"{SLOTS} trials at a time, 1 CPU each.",
+        "",
+        f"Ground truth: the full grid, run for real ({grid_epochs} trial-epochs, FIFO, {out['grid_wall_s']:.0f} s wall"
+        + (f"; curves and the validation sweep read from {out['curves_from']}, not re-run" if out["curves_from"]
+           else "")
+        + f"). Validation error (%) per stage-2 epoch:", "",
+        *truth_table(curves, lrs, epochs), "",
+        f"Grid's best validation error {best:.2f}% -> target <= {target:.2f}%; reached by lr {', '.join(within)}.", "",
+        f"Searchers: {len(seeds)} searcher seeds {list(seeds)} (the sampler's; every trial at seed {TRIAL_SEED}), "
+        f"num_samples {out['num_samples']}; figures are median (min-max) over the seeds. They are REPLAYS of the "
+        f"grid's recorded curves (bench/tabular.py: the real Optuna searcher, ASHA, Tuner and store on a Trainable "
+        f"returning the recorded results, each epoch sleeping its recorded time / {speedup:g}); the one-epoch "
+        f"screen is simulated on the recorded times ({SLOTS} slots).", "",
+        "| arm | runs | trial-epochs spent | trial-epochs to target | % of grid's trial-epochs | "
+        "trial-seconds to target | reached |", "|---|---|---|---|---|---|---|",
+    ]
+    figures = {}
 
+    def row(name: str, orders: list[list]) -> None:
+        hits = [to_target(order, target) for order in orders]
+        figures[name] = [h[0] for h in hits]
+        lines.append(f"| {name} | {len(orders)} | {spread([float(len(o)) for o in orders], lambda v: f'{v:.0f}')} | "
+                     f"{spread([h[0] for h in hits], lambda v: f'{v:.0f}')} | {spread([h[0] for h in hits], pct)} | "
+                     f"{spread([h[1] for h in hits], seconds)} | "
+                     f"{sum(not math.isinf(h[0]) for h in hits)} of {len(hits)} |")
 
-def run_arms(base: dict, choices: dict, epochs: int, train_samples: int, trials: int, tmp) -> dict:
-    """The three sweeps (grid, TPE+ASHA, random) with every non-searched dimension held alike."""
-    data_dir = str(tmp / "data") if base is TOY else None
-    kwargs = dict(method=METHOD, data_dir=data_dir, max_epochs=epochs, max_train_samples=train_samples,
-                  storage=str(tmp / "results"), seed=0, num_samples=trials, **base)
-    held = trial_config(METHOD, FIXED, **{k: v for k, v in kwargs.items() if k != "method"})
-    dims = space_defaults(METHOD, SweepSpec(**kwargs).resolve().defaults)
-    fixed = tuple(f"{k}={held[k]}" for k in dims if k not in choices)  # as --set, for the searches
-    grid_space, grid_search = full_grid(choices, held)
-    runs = {}
-    for name in ("full grid", "TPE+ASHA", "random search"):
-        spec = SweepSpec(**kwargs, name=name.replace(" ", "-").replace("+", "-"), fixed=fixed)
-        if name == "full grid":
-            runs[name] = run_sweep(spec, search=grid_search, param_space=grid_space)
-        else:
-            arm = tpe_asha if name == "TPE+ASHA" else random_search
-            runs[name] = run_sweep(spec, search=arm(spec.resolve(), choices))
-    return runs
+    for arm in SEARCH_ARMS:
+        row(f"{arm} (replay)", [r["order"] for r in out["replays"][arm].values()])
+    row(f"one-epoch screen, top {TOP_K} continued (simulated)", [screen_order(curves, lrs, TOP_K)])
+    row("full grid (real run)", [out["grid_order"]])
+    tpe = figures["TPE+ASHA (replay)"]
+    median = statistics.median_low(tpe)
+    share = 100 * median / grid_epochs
+    verdict = ("target met" if share <= TARGET_SHARE
+               else f"target MISSED by {share - TARGET_SHARE:.1f} points" if not math.isinf(share)
+               else "target MISSED: the median seed never gets within 1 point")
+    each = ", ".join(f"{seed}: " + ("never" if math.isinf(v) else f"{v:.0f} ({100 * v / grid_epochs:.1f}%)")
+                     for seed, v in zip(out["replays"]["TPE+ASHA"], tpe))
+    lines += ["", f"- TPE+ASHA reaches within {POINT:g} point of the grid's best after a median "
+                  f"{'never' if math.isinf(share) else f'{share:.1f}%'} of the full grid's {grid_epochs} trial-epochs "
+                  f"(trial-epochs by searcher seed, {each}; target: <= {TARGET_SHARE:g}%): {verdict}",
+              first_rung_note(curves, lrs, target, out["grace"], out["reduction"]),
+              "- configurations tried (lr x epochs run, in start order): " + "; ".join(
+                  f"{arm} seed {seed}: {r['tried']}" for arm in ("TPE+ASHA",) for seed, r in
+                  out["replays"][arm].items())]
+    sim_hit, real_hit = to_target(grid_simulated(curves, lrs), target)[0], to_target(out["grid_order"], target)[0]
+    lines.append(f"- slot simulation checked on the grid: simulated FIFO reaches the target at trial-epoch "
+                 f"{sim_hit:.0f}, the real run at {real_hit:.0f}")
+    real = out["real"]
+    if real is None:
+        lines.append("- replay validation: not run (curves read from a file)")
+    else:
+        replay = out["replays"]["TPE+ASHA"].get(VALIDATED_SEED)
+        hit = to_target(real["order"], target)[0]
+        rhit = to_target(replay["order"], target)[0] if replay else math.inf
+        show = lambda n: "never" if math.isinf(n) else f"{n:.0f} ({pct(n)})"  # noqa: E731
+        lines.append(
+            f"- replay validation: TPE+ASHA at searcher seed {VALIDATED_SEED} run for real (real trainable, "
+            f"{real['wall_s']:.0f} s wall): {len(real['order'])} trial-epochs spent, target at {show(hit)}, tried "
+            f"{real['tried']}; its replay: {len(replay['order']) if replay else '-'} spent, target at {show(rhit)}, "
+            f"tried {replay['tried'] if replay else '-'}. Every (lr, epoch) validation error the real run saw "
+            f"({real['compared']} results) equals the grid's: largest difference {real['worst']:.2f} points")
+    return lines
 
 
 def main() -> None:
-    args = parser(__doc__.split("\n")[0]).parse_args()
+    p = parser(__doc__.split("\n")[0])
+    p.add_argument("--curves", type=Path, default=None,
+                   help="save the grid's curves here (JSON); if the file exists, replay it instead of re-running")
+    args = p.parse_args()
     if args.quick:
-        base, choices, epochs, train_samples, trials = TOY, {"lam": (0.0, 1.0), "stage2_lr": (1e-3, 1e-2)}, 1, 64, 2
+        base, lrs, train_samples, num_samples, seeds, speedup = TOY, tuple(10.0 ** (-4 + k) for k in range(3)), 64, 2, \
+            (0, 1), 1.0
+        setup = "toy task, test_efficientnet"
     else:
-        base, choices = EMBEDDED, {"lam": LAMBDAS, "stage2_lr": STAGE2_LRS}
-        epochs, train_samples, trials = EPOCHS, TRAIN_SAMPLES, SEARCH_TRIALS
-    with scratch_dir("search") as tmp, private_ray(num_cpus=2):
-        runs = run_arms(base, choices, epochs, train_samples, trials, tmp)
-    grid = runs["full grid"]
-    check_grid(grid.trials, choices)
-    best = float(grid.trials["best_val_metric"].min())
-    target = best + POINT
-    grid_epochs = len(grid.history)
-    setup = "toy task, test_efficientnet" if args.quick else "Spherical MNIST, EfficientNet-Lite0"
-    lines = [f"{setup}; MoNA over λ {list(choices['lam'])} x stage-2 lr {list(choices['stage2_lr'])} "
-             f"({len(grid.trials)} points); held: {FIXED}, the rest at the space's defaults; {epochs} stage-2 "
-             f"epochs, {train_samples} training samples, trial seed 0, 2 trials at a time. Grid's best validation "
-             f"error {best:.2f}% -> target <= {target:.2f}%", "",
-             "| sweep | trials | trial-epochs spent | trial-epochs to target | % of grid's trial-epochs "
-             "| trial-seconds to target | sweep wall s | best val error |", "|---|---|---|---|---|---|---|---|"]
-    for name, run in runs.items():
-        epochs_hit, seconds_hit = epochs_to_target(run.history, target)
-        share = f"{100 * epochs_hit / grid_epochs:.0f}%" if epochs_hit else "not reached"
-        lines.append(f"| {name} | {len(run.trials)} | {len(run.history)} | {epochs_hit or '-'} | {share} | "
-                     f"{f'{seconds_hit:.0f}' if seconds_hit else '-'} | {run.wall_s:.0f} | "
-                     f"{run.trials['best_val_metric'].min():.2f} |")
-    tpe_hit, _ = epochs_to_target(runs["TPE+ASHA"].history, target)
-    figure = (f"after {100 * tpe_hit / grid_epochs:.0f}% of the full grid's {grid_epochs} trial-epochs" if tpe_hit
-              else f"never, within its {len(runs['TPE+ASHA'].history)} trial-epochs")
-    lines += ["", f"- TPE+ASHA reaches within {POINT:g} point of the grid's best {figure} (target: <= 35%)",
-              f"- same point, same epoch, across sweeps: validation errors differ by at most "
-              f"{same_point_spread(runs, tuple(choices)):.2f} points"]
-    record("Search efficiency: TPE+ASHA vs random vs full grid (MoNA)", lines, args.quick, args.no_record)
+        base, lrs, train_samples, num_samples, seeds, speedup = EMBEDDED, LRS, None, 8, SEARCHER_SEEDS, SPEEDUP
+        setup = "Spherical MNIST, EfficientNet-Lite0, --scale mini at its defaults"
+    with scratch_dir("search") as tmp, private_ray(num_cpus=SLOTS):
+        out = run_benchmark(base, lrs, train_samples, num_samples, seeds, speedup, tmp, args.curves)
+    record("Search efficiency: TPE+ASHA vs random, a one-epoch screen and the full grid (finetune lr)",
+           report(out, lrs, setup, speedup), args.quick, args.no_record)
 
 
 if __name__ == "__main__":

@@ -41,11 +41,19 @@ SCRIPTS = {
         rf"\| Tune trial's training loop, per CPU second of its thread \| {NUMBER} \| 1 \|",
         rf"- same per CPU second \(work done, not CPU share obtained\): {NUMBER}"]),
     "search_efficiency": ("Search efficiency", [
-        r"\| full grid \| 4 \| 8 \|", r"\| TPE\+ASHA \| 2 \|", r"\| random search \| 2 \| 4 \|",
+        rf"\| 0\.0001 \| {NUMBER} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|",  # the grid's curves: 3 lr x 2 epochs
         rf"Grid's best validation error {NUMBER}% -> target <= {NUMBER}%",
-        r"- TPE\+ASHA reaches within 1 point of the grid's best (after [0-9]+% of the full grid's 8 trial-epochs"
-        r"|never, within its 4 trial-epochs)",
-        rf"- same point, same epoch, across sweeps: validation errors differ by at most {NUMBER} points"]),
+        r"\| TPE\+ASHA \(replay\) \| 2 \|", r"\| random search \(replay\) \| 2 \|",
+        r"\| random search \+ ASHA \(replay\) \| 2 \|", r"\| one-epoch screen, top 3 continued \(simulated\) \| 1 \|",
+        r"\| full grid \(real run\) \| 1 \| 6 \|",
+        rf"- TPE\+ASHA reaches within 1 point of the grid's best after a median (never|{NUMBER}%) of the full grid's "
+        r"6 trial-epochs .*: target (met|MISSED)",
+        r"- replay validation: TPE\+ASHA at searcher seed 0 run for real .* Every \(lr, epoch\) validation error the "
+        rf"real run saw \([0-9]+ results\) equals the grid's: largest difference {NUMBER} points"]),
+    "branching_cost": ("Branching search vs plain TPE+ASHA", [
+        rf"\| plain TPE\+ASHA \| 4 \([^)]*\) \| 4 \| {NUMBER} \| {NUMBER} \|",
+        rf"\| branching, K = 2 \| 4 \([^)]*\) \| 2 \| {NUMBER} \| {NUMBER} \|",
+        rf"- branching / plain TPE\+ASHA trial-seconds: {NUMBER}x \(target <= 0\.5x: (met|MISSED by {NUMBER})\)"]),
     "packing": ("Packing and node scaling", [
         rf"\| local Ray, 2 CPUs, 0\.5 CPU per trial \(4 at once\) \| {NUMBER} \| 1 \|",
         rf"\| local Ray, 2 CPUs, 1 CPU per trial \(2 at once\) \| {NUMBER} \| 1 \|",
@@ -57,7 +65,7 @@ SCRIPTS = {
         r"2 \(2 completed\) \|",
         rf"\| λ-sensitivity --smoke-test, 2 values x 1 seed \(mona\): `[^`]+` \| {NUMBER} \| 2 \(2 completed\) \|"]),
 }
-USES_RAY = {"framework_overhead", "search_efficiency", "packing", "whole_run"}
+USES_RAY = {"branching_cost", "framework_overhead", "search_efficiency", "packing", "whole_run"}
 
 
 def _marks(script: str) -> list:

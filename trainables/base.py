@@ -402,10 +402,11 @@ class TwoStageTrainable(tune.Trainable):
         total, seen = 0.0, 0
         for i, (x, y) in enumerate(self.train_batches()):
             loss = self.loss_fn(self.model(x), y)
-            if not torch.isfinite(loss):
-                return {"train_loss": loss.item(), "samples": seen}
+            value = loss.item()  # one read of the loss per batch
+            if not math.isfinite(value):
+                return {"train_loss": value, "samples": seen}
             self.accumulate_and_step(loss, i)
-            total += loss.item() * len(x)
+            total += value * len(x)
             seen += len(x)
         return {"train_loss": total / seen, "samples": seen}
 

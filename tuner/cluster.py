@@ -52,6 +52,15 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
         ) from e
 
 
+def trial_slots(cpus_per_trial: float, gpus_per_trial: float) -> int:
+    """How many trials of this request the connected cluster runs at once (at least 1)."""
+    have = ray.cluster_resources()
+    slots = [have.get("CPU", 0) // cpus_per_trial] if cpus_per_trial > 0 else []
+    if gpus_per_trial > 0:
+        slots.append(have.get("GPU", 0) // gpus_per_trial)
+    return max(1, int(min(slots))) if slots else 1
+
+
 def check_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:
     """Refuse per-trial requests larger than the whole cluster (they would never be scheduled).
 

@@ -12,6 +12,7 @@ result and every trial's end goes to the Parquet store through ``ResultsStoreCal
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
 import json
@@ -36,6 +37,7 @@ from search_spaces.overrides import overridden_space
 from trainables.metrics import get_metric
 from trainables.registry import get_method, get_task
 from tuner.branching import BranchingOptunaSearch
+from tuner.budget import SampleBudget
 from tuner.optuna_search import PruneAwareOptunaSearch
 from tuner.progress import ProgressCallback
 from tuner.spec import DATA_SEED, ResolvedSpec, SweepSpec, absolute_storage
@@ -150,6 +152,10 @@ def build_tuner(resolved: ResolvedSpec, data_source: str, trainable: type | None
                                  metric=METRIC, mode=mode)
     callbacks = [store, TrialTensorBoardCallback(resolved.storage, resolved.name, static=resolved.result_columns(),
                                                  varying_keys=resolved.varying_keys())]
+    budget = SampleBudget(resolved.spec.budget_samples, resolved.storage, resolved.name) \
+        if resolved.spec.budget_samples else None
+    if budget is not None:
+        callbacks.append(budget)  # the stopper also watches trials end (tuner.budget)
     if not verbose:
         callbacks.append(ProgressCallback(resolved.expected_trials, resolved.varying_keys(), mode,
                                           upper_bound=not resolved.repeats))
@@ -157,7 +163,7 @@ def build_tuner(resolved: ResolvedSpec, data_source: str, trainable: type | None
         resourced_trainable(resolved, trainable),
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            metric=METRIC, mode=mode, max_concurrent_trials=resolved.spec.max_concurrent or None,
+            metric=METRIC, mode=mode, max_concurrent_trials=max_concurrent(resolved, search),
             reuse_actors=True, trial_dirname_creator=trial_dirname, **search,
         ),
         run_config=tune.RunConfig(
@@ -167,9 +173,25 @@ def build_tuner(resolved: ResolvedSpec, data_source: str, trainable: type | None
             checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=2,
                                                     checkpoint_at_end=True),
             failure_config=tune.FailureConfig(max_failures=resolved.spec.max_failures),
+            stop=budget,
             verbose=2 if verbose else 0,
         ),
     )
+
+
+def max_concurrent(resolved: ResolvedSpec, search: dict) -> int | None:
+    """Trials at once: ``--max-concurrent``, else for a searcher as many as the cluster runs now.
+
+    Tune keeps only one trial pending for a searcher unless its concurrency is limited, so
+    without a limit the second trial was asked for (and its actor started) only once the first
+    ran: a CPU idled ~15 s at start. Limited to the cluster's slots, every slot's trial starts
+    at once, and a new trial is still asked for only when a slot frees (with every result so far).
+    """
+    if resolved.spec.max_concurrent or "search_alg" not in search:
+        return resolved.spec.max_concurrent or None
+    from tuner import cluster
+
+    return cluster.trial_slots(resolved.spec.cpus_per_trial, resolved.spec.gpus_per_trial)
 
 
 @dataclass
@@ -191,7 +213,7 @@ def run_experiment(resolved: ResolvedSpec, address: str | None = None, resume: b
     Everything that can be refused is refused before the first trial starts: the storage
     location, an existing experiment name, the data files (read once on the driver), the
     cluster's resources. Starts a private local Ray (or attaches to ``address``) unless Ray is
-    already initialised, and shuts down only a Ray it started.
+    already initialised, and shuts down only a Ray it started; the data is read while Ray starts.
 
     Args:
         resume: restore the experiment ``resolved.name`` (``restore_tuner``) instead of building it.
@@ -208,10 +230,12 @@ def run_experiment(resolved: ResolvedSpec, address: str | None = None, resume: b
     if not resume and saved_spec_exists(resolved.storage, resolved.name):
         raise ValueError(f"experiment {resolved.name!r} already exists under {resolved.storage}: "
                          f"resume it with --resume --name {resolved.name}, or pick another --name")
-    data_source = prepare_data(resolved)
     owns_ray = not ray.is_initialized()
-    cluster.start_ray(address)
-    try:
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # the data is read while Ray starts
+        data = pool.submit(prepare_data, resolved)
+        cluster.start_ray(address)
+    try:  # a data error is raised here, after Ray started: the finally shuts it down
+        data_source = data.result()
         cluster.check_resources(resolved.spec.cpus_per_trial, resolved.spec.gpus_per_trial)
         cluster.check_storage_shared(resolved.storage, cluster.cluster_hosts())
         if resume:

@@ -62,6 +62,7 @@ class SweepSpec:
     max_failures: int = 0  # retries of a crashed trial, each from its last checkpoint
     stage1_cache: str | None = None  # stage-1 cache directory; None = <storage>/<name>/stage1_cache
     no_stage1_cache: bool = False  # every trial computes its stage 1
+    budget_samples: int = 0  # end the sweep once its trials trained on this many samples (tuner.budget); 0 = none
     branching: int = 0  # search mode: K stage-1 configurations, stage 2 branching from each (tuner.branching); 0 = off
 
     def to_dict(self) -> dict:
@@ -117,7 +118,7 @@ class SweepSpec:
                   ("--max-epochs", self.max_epochs is None or self.max_epochs >= 1),
                   ("--grace-period", self.grace_period >= 1), ("--reduction-factor", self.reduction_factor >= 2),
                   ("--seeds", self.seeds >= 1), ("--max-failures", self.max_failures >= 0),
-                  ("--branching", self.branching >= 0)]
+                  ("--branching", self.branching >= 0), ("--budget-samples", self.budget_samples >= 0)]
         if self.at_defaults and self.sensitivity:
             raise ValueError("--at-defaults and --sensitivity exclude each other (both hold the other dimensions)")
         for flag, ok in checks:

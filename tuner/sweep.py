@@ -64,6 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--branching", type=int, default=0, metavar="K",
                    help="search mode: draw K stage-1 configurations (each at --seeds seeds), train each stage 1 "
                         "once and branch the other trials' stage 2 from them (tuner/branching.py); 0 = off")
+    p.add_argument("--budget-samples", type=int, default=0, metavar="N",
+                   help="end the sweep once its trials have trained on N samples, stage 1 included "
+                        "(a replayed stage 1 counts none; tuner/budget.py); 0 = no budget")
     p.add_argument("--max-failures", type=int, default=0,
                    help="retries of a crashed trial (worker or node lost, exception), from its last checkpoint")
     p.add_argument("--resume", action="store_true",
@@ -90,7 +93,7 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
         sensitivity=args.sensitivity, seeds=args.seeds, at_defaults=args.at_defaults, fixed=tuple(args.fixed),
         space_file=args.space_file,
         max_failures=args.max_failures, stage1_cache=args.stage1_cache, no_stage1_cache=args.no_stage1_cache,
-        branching=args.branching,
+        branching=args.branching, budget_samples=args.budget_samples,
     )
 
 
@@ -101,10 +104,11 @@ def run(spec: SweepSpec, address: str | None = None, resume: bool = False, verbo
     data files (read once on the driver), the cluster's resources and the storage location.
 
     Returns:
-        0 when every trial ended (completed, pruned or diverged); 1 if any errored or the
-        experiment is incomplete (interrupted: resume it with ``--resume``).
+        0 when every trial ended (completed, pruned or diverged) or ``--budget-samples`` was spent;
+        1 if any errored or the experiment is incomplete (interrupted: resume it with ``--resume``).
     """
     from tuner import experiment
+    from tuner.budget import budget_spent
     from tuner.tables import metric_label
 
     if resume:
@@ -115,7 +119,10 @@ def run(spec: SweepSpec, address: str | None = None, resume: bool = False, verbo
              " (resuming)" if resume else "", metric_label(spec.task, "validation"))
     run = experiment.run_experiment(resolved, address=address, resume=resume, verbose=verbose)
     summarise(resolved, run.trials)
-    if len(run.trials) < resolved.expected_trials:
+    if budget_spent(run.trials, spec.budget_samples):
+        print(f"Sample budget spent: {run.trials['samples_total'].sum():.0f} of {spec.budget_samples} training "
+              f"samples, after {len(run.trials)} of {resolved.expected_trials} trials")
+    elif len(run.trials) < resolved.expected_trials:
         print(f"Experiment incomplete: {len(run.trials)} of {resolved.expected_trials} trials ended. Resume with:\n"
               f"  python -m tuner.sweep --resume --name {resolved.name} --storage {resolved.storage}",
               file=sys.stderr)
