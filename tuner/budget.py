@@ -84,21 +84,13 @@ def fail_running_study_trials(storage: str, experiment: str) -> int:
     """Mark FAIL the Optuna study's RUNNING trials (Tune ended them unreported); returns how many."""
     import os
 
-    import optuna
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
+    from tuner.optuna_search import fail_running_trials
     from tuner.store import optuna_study_path
 
     path = optuna_study_path(storage, experiment)
     if "://" in path or not os.path.exists(path):
         return 0
-    journal = JournalStorage(JournalFileBackend(path))
-    study = optuna.load_study(study_name=experiment, storage=journal)
-    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    for t in running:
-        journal.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-    return len(running)
+    return len(fail_running_trials(path, experiment))
 
 
 def stored_totals(storage: str, experiment: str) -> dict[str, float]:

@@ -30,7 +30,6 @@ from ray import tune
 import pyarrow.fs as pafs
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
-from optuna.trial import TrialState
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from search_spaces.overrides import overridden_space
@@ -38,7 +37,7 @@ from trainables.metrics import get_metric
 from trainables.registry import get_method, get_task
 from tuner.branching import BranchingOptunaSearch
 from tuner.budget import SampleBudget
-from tuner.optuna_search import PruneAwareOptunaSearch
+from tuner.optuna_search import PruneAwareOptunaSearch, fail_running_trials
 from tuner.progress import ProgressCallback
 from tuner.spec import DATA_SEED, ResolvedSpec, SweepSpec, absolute_storage
 from tuner.store import (
@@ -297,16 +296,12 @@ def fail_orphaned_study_trials(resolved: ResolvedSpec) -> list[int]:
     if not (os.path.exists(study_path) and snapshots):
         return []
     with open(snapshots[-1], "rb") as f:  # Tune's own file, written by this code's driver
-        known = {t.number for t in pickle.load(f).get("_ot_trials", {}).values()}
-    storage = JournalStorage(JournalFileBackend(study_path))
-    study = optuna.load_study(study_name=resolved.name, storage=storage)
-    orphans = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t.number not in known]
-    for t in orphans:
-        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        known = frozenset(t.number for t in pickle.load(f).get("_ot_trials", {}).values())
+    orphans = fail_running_trials(study_path, resolved.name, keep=known)
     if orphans:
         log.info("Optuna study: %d trial(s) asked by the interrupted driver after its last snapshot marked FAIL",
                  len(orphans))
-    return [t.number for t in orphans]
+    return orphans
 
 
 def save_spec(resolved: ResolvedSpec) -> None:
