@@ -31,7 +31,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
 
 @dataclass(frozen=True)
@@ -153,6 +152,8 @@ def one_minus_auroc_pixels(outputs: np.ndarray, targets: np.ndarray) -> float:
     >>> one_minus_auroc_pixels(out, y)
     0.5
     """
+    from sklearn.metrics import roc_auc_score  # scikit-learn is imported only where used (~2 s)
+
     logits, labels = _masked_binary(outputs, targets)
     labels = labels.ravel()
     if np.unique(labels).size < 2:
@@ -169,6 +170,8 @@ def one_minus_auroc_labels(outputs: np.ndarray, targets: np.ndarray) -> float:
     >>> one_minus_auroc_labels(np.array([[0.1], [0.4], [0.35], [0.8]]), np.array([[0], [0], [1], [1]]))
     0.25
     """
+    from sklearn.metrics import roc_auc_score
+
     aurocs = [
         roc_auc_score(targets[:, k], outputs[:, k])
         for k in range(targets.shape[1])
@@ -188,6 +191,8 @@ def one_minus_map(outputs: np.ndarray, targets: np.ndarray) -> float:
     >>> one_minus_map(np.array([[0.9], [0.8], [0.3]]), np.array([[1], [0], [1]]))
     0.16666666666666674
     """
+    from sklearn.metrics import average_precision_score
+
     aps = [
         average_precision_score(targets[:, k], outputs[:, k])
         for k in range(targets.shape[1])
@@ -209,6 +214,8 @@ def one_minus_macro_f1(outputs: np.ndarray, targets: np.ndarray) -> float:
     """
     if len(targets) == 0:
         raise ValueError("one_minus_macro_f1 of an empty set")
+    from sklearn.metrics import f1_score
+
     predicted = outputs.argmax(axis=1)
     return float(1.0 - f1_score(targets, predicted, average="macro", zero_division=0))
 

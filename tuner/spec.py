@@ -186,8 +186,9 @@ def _settle_scale(task, root: Path, scale: str, backbone: str | None, init: str,
             raise ValueError(f"task {task.name!r} has no embedded (mini) variant; use --scale paper")
         return "mini", ""
     paper_backbone = get_backbone(backbone or default_backbone(task.modality, "paper"))
-    weights_ok = init == "random" or pretrained_available(paper_backbone, weights)
-    if not missing and weights_ok:
+    # weights looked up only when the data is here (a timm backbone's lookup imports timm: ~5 s)
+    weights_ok = not missing and (init == "random" or pretrained_available(paper_backbone, weights))
+    if weights_ok:
         return "paper", ""
     if not task.has_mini:
         raise ValueError(f"task {task.name!r} needs {', '.join(missing) or 'pretrained weights'} "

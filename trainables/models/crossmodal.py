@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from timm.models import adapt_input_conv
 from torch import nn
 
 from trainables.models.crossmodal_1d import (
@@ -65,6 +64,8 @@ class Embedder2D(nn.Module):
     """
 
     def __init__(self, stem: nn.Module, in_channels: int, input_size: int | None, init: str):
+        from timm.models import adapt_input_conv  # imported where used: ~5 s (torchvision, torch._dynamo)
+
         super().__init__()
         if init not in EMBEDDER_INITS:
             raise ValueError(f"embedder init must be one of {EMBEDDER_INITS}, got {init!r}")
