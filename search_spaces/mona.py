@@ -28,7 +28,7 @@ Ranges and where they come from (MoNA, Ma et al., ICML 2024, arXiv 2406.18864):
   factor ORCA trains its embedder at.
 - ``stage1_weight_decay``: the shared weight-decay range (1e-5 .. 0.1); default 0.1 (§A.1).
 - ``stage1_epochs``: paper scale 1-10, default ten (§A.1; "only 5", §4). Embedded default
-  1-3, default 2: an exact MoNA step costs ~3.5x a plain fine-tuning step there (measured:
+  1-3, default 2: an exact MoNA step costs ~3x a plain fine-tuning step there (measured:
   EfficientNet-Lite0, 32x32, batch 32, one thread), so three stage-1 epochs already cost
   more than the six-epoch stage 2 of the mini Spherical task.
 - ``source_batch_size`` (32, the paper-scale target batch of Table 9) and

@@ -24,6 +24,7 @@ from trainables.losses.task import cross_entropy
 from trainables.models.backbones import create_source_model
 from trainables.models.crossmodal import build_model
 from trainables.mona import (
+    has_grouped_convolution,
     LossDesign,
     MetaBatch,
     MonaConfig,
@@ -31,10 +32,13 @@ from trainables.mona import (
     meta_gradient_exact,
     meta_gradient_finite_difference,
     meta_gradient_jvp,
+    meta_gradient_reverse_over_forward,
+    meta_gradient_unrolled,
     meta_params,
     mona_objective,
     needs_recorded_backward,
     non_smooth_activations,
+    scratch_buffers,
 )
 from trainables.registry import get_backbone, get_method
 
@@ -223,6 +227,110 @@ def test_jvp_mode_equals_exact_on_the_default_backbone_and_a_gelu_transformer(ba
     assert exact.norm() > 1e-3 * direct.norm()  # the compared outer term is there
     assert ((jvp - exact).norm() / exact.norm()).item() < 1e-9
     assert non_smooth_activations(model) == (["ReLU6"] if backbone == "tf_efficientnet_lite0" else [])
+
+
+def reference_exact(model, source, batch, lam, design=LossDesign()) -> tuple[torch.Tensor, float]:
+    """The exact meta-gradient as first written (S = 1): one reverse pass through the unrolled,
+    create_graph inner step. (``meta_gradient_unrolled`` is this, with the bookkeeping.)"""
+    params = meta_params(model)
+    phi = [params[n] for n in embedder_names(model)]
+    obj = mona_objective(model, source, params, batch, cross_entropy, lam, ALPHA, 1, create_graph=True,
+                         design=design)
+    grads = torch.autograd.grad(obj.total, phi, allow_unused=True)
+    return flat([torch.zeros_like(p) if g is None else g for g, p in zip(grads, phi)]), obj.total.item()
+
+
+DESIGNS = [LossDesign(), LossDesign(inner_loss=False), LossDesign(outer_loss="supcon"),
+           LossDesign(outer_loss="davies_bouldin")]
+
+
+@pytest.mark.parametrize("backbone,design", [("test_efficientnet", d) for d in DESIGNS]
+                         + [("tf_efficientnet_lite0", LossDesign())], ids=str)
+def test_reverse_over_forward_equals_the_unrolled_exact_gradient(backbone, design):
+    """The S = 1 path of the exact mode on grouped-convolution networks (SiLU + squeeze-excite;
+    ReLU6 + BatchNorm, the embedded default) gives the unrolled double-backward gradient
+    (measured ~1e-15 apart, relative to the outer part, in float64), for λ > 0 and λ = 0."""
+    model, source = tiny_model() if backbone == "test_efficientnet" else backbone_model(backbone)
+    assert has_grouped_convolution(model)
+    batch = tiny_batch()
+    direct, _ = reference_exact(model, source, batch, 0.0)  # ∇_φ L_inner
+    outer_part, _ = reference_exact(model, source, batch, LAM, LossDesign(False, design.outer_loss))
+    assert outer_part.norm() > 1e-6 * direct.norm()
+    for lam, scale in ((LAM, outer_part.norm()), (0.0, direct.norm())):
+        want, objective = reference_exact(model, source, batch, lam, design)
+        step = meta_gradient_reverse_over_forward(model, source, batch, cross_entropy, lam, ALPHA, design=design)
+        assert ((flat(step.grads) - want).norm() / scale).item() < 1e-9, lam
+        assert step.objective == pytest.approx(objective, rel=1e-12, abs=1e-15)
+        exact = meta_gradient_exact(model, source, batch, cross_entropy, lam, ALPHA, 1, design=design)
+        assert torch.equal(flat(exact.grads), flat(step.grads))  # the exact mode takes this path
+
+
+class GroupedConvAttention(torch.nn.Module):
+    """A grouped convolution (so the exact mode tries reverse-over-forward) and a log-softmax in
+    the encoder, whose forward-mode formula reverse mode cannot differentiate."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embedder = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, stride=4), torch.nn.BatchNorm2d(4))
+        self.encoder = torch.nn.Sequential(torch.nn.Conv2d(4, 4, 3, padding=1, groups=4), torch.nn.Flatten(2),
+                                           Tokens())
+        self.predictor = Pool(torch.nn.Linear(4, 4))
+
+    def forward(self, x):
+        return self.predictor(self.encoder(self.embedder(x)))
+
+
+class Tokens(torch.nn.Module):
+    def forward(self, x):  # (B, C, N) -> (B, N, C), a log-softmax over the channels
+        return torch.log_softmax(torch.tanh(x.transpose(1, 2)), dim=-1)
+
+
+class Pool(torch.nn.Module):
+    def __init__(self, linear):
+        super().__init__()
+        self.linear = linear
+
+    def forward(self, tokens):
+        return self.linear(tokens.mean(dim=1))
+
+
+def test_exact_mode_falls_back_to_unrolled_where_reverse_over_forward_fails():
+    model = GroupedConvAttention().to(torch.float64).train()
+    model.encoder.eval()
+    source = torch.nn.Conv2d(3, 4, 3, stride=4).to(torch.float64).requires_grad_(False)
+    batch = tiny_batch()
+    with pytest.raises(RuntimeError):
+        meta_gradient_reverse_over_forward(model, source, batch, cross_entropy, LAM, ALPHA)
+    want, _ = reference_exact(model, source, batch, LAM)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    step = meta_gradient_exact(model, source, batch, cross_entropy, LAM, ALPHA, 1)  # fails, then unrolled
+    assert step.fell_back
+    assert ((flat(step.grads) - want).norm() / want.norm()).item() < 1e-12
+    assert model.state_dict()["embedder.1.num_batches_tracked"] == before["embedder.1.num_batches_tracked"] + 1
+    step = meta_gradient_exact(model, source, batch, cross_entropy, LAM, ALPHA, 1,
+                               reverse_over_forward=False)  # unrolled straight away
+    assert not step.fell_back
+    assert ((flat(step.grads) - want).norm() / want.norm()).item() < 1e-12
+    assert model.state_dict()["embedder.1.num_batches_tracked"] == before["embedder.1.num_batches_tracked"] + 2
+
+
+@pytest.mark.parametrize("path", ["reverse_over_forward", "unrolled on scratch buffers"])
+def test_s1_exact_paths_advance_the_batchnorm_statistics_once(path):
+    model, source = tiny_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    batch = tiny_batch()
+    if path == "reverse_over_forward":
+        meta_gradient_exact(model, source, batch, cross_entropy, LAM, ALPHA, 1)
+        expected = 1
+    else:
+        meta_gradient_unrolled(model, source, batch, cross_entropy, LAM, ALPHA, 2, buffers=scratch_buffers(model))
+        expected = 0
+    for k, v in model.state_dict().items():
+        if k.startswith("embedder.") and k.endswith("num_batches_tracked"):
+            assert v == before[k] + expected, k
+        elif not k.startswith("embedder.") or expected == 0:
+            assert torch.equal(v, before[k]), k
 
 
 def test_finite_difference_mode_is_refused_on_a_relu6_backbone(tmp_path):

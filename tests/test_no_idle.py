@@ -40,15 +40,16 @@ def test_trial_slots_and_max_concurrent_follow_the_cluster(ray_local, tmp_path):
 
 
 def test_the_driver_resolves_a_sweep_without_importing_model_or_metric_libraries(tmp_path):
-    """timm (~5 s with torchvision and torch._dynamo) and scikit-learn (~2 s) are imported where a
-    model is built or a metric that needs them is computed: in the trial actors, not the driver."""
+    """timm (~5 s with torchvision and torch._dynamo), scikit-learn (~2 s) and scipy.stats (~1.4 s) are
+    imported where a model is built or a metric or interval that needs them is computed: in the
+    trial actors or the report, not the sweep's driver."""
     import subprocess
     import sys
 
     code = ("import sys\n"
-            "from tuner import experiment, sweep\n"
+            "from tuner import experiment, sweep, tables\n"
             "from tuner.spec import SweepSpec\n"
             f"SweepSpec(task='spherical', method='mona', data_dir={str(tmp_path)!r}).resolve()\n"
-            "print(sorted(m for m in ('timm', 'torchvision', 'sklearn', 'transformers') if m in sys.modules))\n")
+            "print(sorted(m for m in ('timm', 'torchvision', 'sklearn', 'scipy.stats', 'transformers') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -36,7 +36,15 @@ A first-order (FOMAML) approximation detaches ∇_θ L_inner and drops the secon
 all of L_outer's influence: it is not offered. Three modes compute it (``meta_grad``):
 
 - ``exact``: autograd through the S inner steps (``torch.func.functional_call`` with
-  ``create_graph=True``); any S. Memory grows with the double-backward graph.
+  ``create_graph=True``; ``meta_gradient_unrolled``); any S. Memory grows with the
+  double-backward graph. For S = 1 on a network with grouped convolutions (EfficientNet-Lite0's
+  depthwise ones) the same gradient is taken reverse-over-forward
+  (``meta_gradient_reverse_over_forward``: reverse mode through one forward-mode L_inner pass
+  along v), because PyTorch's double backward of a grouped convolution computes an unused
+  weight term group by group (~8,300 one-channel convolutions per step on Lite0). Same
+  gradient (~1e-14 apart in float64), one more L_inner forward: on the embedded default
+  3.05x a plain step instead of 3.39x unrolled; peak RSS increase 157 MiB, jvp's 195 MiB
+  (``bench.method_step_cost``, 2026-12-04).
 - ``jvp`` (S = 1): the mixed product as a forward-over-reverse derivative: the forward-mode
   derivative along v of the first-order ∇_φ L_inner (``torch.autograd.forward_ad``). Exact as
   well (equal to ``exact`` to ~1e-13 in float64 on EfficientNet-Lite0, a GELU ViT, Swin and
@@ -64,7 +72,7 @@ BatchNorm and dropout: the base puts the encoder in eval mode for stage 1
 parameters only and use the modules' buffers as they are. The embedder (train mode) updates
 its BatchNorm running statistics exactly once per batch, on the first L_inner forward, as
 Emb does; every further forward of the step (inner steps 2..S, the ±εv passes) runs on
-scratch copies of the buffers, which are discarded (the jvp pass too).
+scratch copies of the buffers, which are discarded (the jvp and reverse-over-forward passes too).
 
 Deviations:
     - Eq. (4): Wang & Isola's minimised alignment + uniformity with squared distances, not
@@ -82,6 +90,8 @@ Deviations:
 """
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 from dataclasses import dataclass
 
@@ -104,6 +114,8 @@ META_GRAD_MODES = ("exact", "finite_difference", "jvp")
 OUTER_LOSSES = ("align_uniform", "supcon", "davies_bouldin")  # Eq. (4) and Table 6's replacements
 FD_RADIUS = 1e-2  # DARTS: ε = 0.01 / ||v||
 EMBEDDER, ENCODER = "embedder.", "encoder."
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -197,6 +209,7 @@ class MetaStep:
     loss_outer: float
     loss_align: float
     loss_uniform: float
+    fell_back: bool = False  # exact mode: reverse-over-forward failed on this network, redone unrolled
 
 
 # ---- parameters ------------------------------------------------------------------------------
@@ -231,8 +244,8 @@ def task_loss(model: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor
 
 
 def inner_update(model: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-                 loss_fn, alpha: float, steps: int, create_graph: bool = True
-                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                 loss_fn, alpha: float, steps: int, create_graph: bool = True,
+                 buffers: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """S virtual SGD steps on the whole target model (Eq. 3; Alg. 1 "virtually update").
 
     Args:
@@ -242,23 +255,27 @@ def inner_update(model: nn.Module, params: dict[str, torch.Tensor], x: torch.Ten
         create_graph: keep the graph of each gradient so the result depends on the initial
             ``params`` to second order (the exact meta-gradient). ``False`` detaches the
             gradients: the first-order approximation (only for showing that it loses L_outer).
+        buffers: the buffers of the first forward; None (the default): the model's own, so
+            that forward updates the real BatchNorm statistics.
 
     Returns:
         (L_inner at ``params`` (Eq. 1), the virtual parameters θ* after S steps). Only the
-        first forward updates the real BatchNorm statistics.
+        first forward updates the real BatchNorm statistics (none with ``buffers`` given).
     """
     if steps < 1:
         raise ValueError(f"inner steps must be >= 1, got {steps}")
     names = list(params)
-    current, loss_inner, buffers = params, None, None
-    for _ in range(steps):
+    current, loss_inner = params, None
+    for step in range(steps):
         loss = task_loss(model, current, x, y, loss_fn, buffers)
         # retain_graph: L_inner (the first loss) is part of L' and is differentiated again
         grads = torch.autograd.grad(loss, [current[n] for n in names], create_graph=create_graph,
                                     retain_graph=True)
         current = {n: current[n] - alpha * g for n, g in zip(names, grads)}
         if loss_inner is None:
-            loss_inner, buffers = loss, scratch_buffers(model)
+            loss_inner = loss
+        if step + 1 < steps and buffers is None:  # steps 2..S: scratch statistics
+            buffers = scratch_buffers(model)
     return loss_inner, current
 
 
@@ -292,13 +309,16 @@ def outer_loss(encoder: nn.Module, params: dict[str, torch.Tensor], source_embed
 
 def mona_objective(model: nn.Module, source_embedder: nn.Module, params: dict[str, torch.Tensor],
                    batch: MetaBatch, loss_fn, lam: float, alpha: float, steps: int,
-                   create_graph: bool = True, design: LossDesign = LossDesign()) -> Objective:
-    """L'(φ) = λ L_outer(θ_f*(φ)) + L_inner(φ) (Eq. 5), θ* from ``inner_update``.
+                   create_graph: bool = True, design: LossDesign = LossDesign(),
+                   buffers: dict[str, torch.Tensor] | None = None) -> Objective:
+    """L'(φ) = λ L_outer(θ_f*(φ)) + L_inner(φ) (Eq. 5), θ* from ``inner_update`` (``buffers``
+    as there).
 
     Without L_inner (``design.inner_loss`` False, Table 6) L' = λ L_outer: the inner loop
     still takes its step on L_inner, but L_inner is not in the outer objective.
     """
-    loss_inner, virtual = inner_update(model, params, batch.x, batch.y, loss_fn, alpha, steps, create_graph)
+    loss_inner, virtual = inner_update(model, params, batch.x, batch.y, loss_fn, alpha, steps, create_graph,
+                                       buffers)
     outer = outer_loss(model.encoder, encoder_params(virtual), source_embedder, batch.x_s, batch.y_s, design.outer_loss)
     total = lam * outer.total + (loss_inner if design.inner_loss else 0.0)
     return Objective(total, loss_inner, outer)
@@ -310,9 +330,13 @@ def _meta_step(grads, objective: torch.Tensor, inner: torch.Tensor, outer: Outer
                     outer.align.item(), outer.uniform.item())
 
 
-def meta_gradient_exact(model: nn.Module, source_embedder: nn.Module, batch: MetaBatch, loss_fn,
-                        lam: float, alpha: float, steps: int, design: LossDesign = LossDesign()) -> MetaStep:
-    """∇_φ L' by autograd through the S inner steps (second order, any S).
+def meta_gradient_unrolled(model: nn.Module, source_embedder: nn.Module, batch: MetaBatch, loss_fn,
+                           lam: float, alpha: float, steps: int, design: LossDesign = LossDesign(),
+                           buffers: dict[str, torch.Tensor] | None = None) -> MetaStep:
+    """∇_φ L' by reverse-mode autograd through the S inner steps (a double backward; any S).
+
+    Args:
+        buffers: as in ``inner_update`` (given: no real BatchNorm statistics move).
 
     Returns:
         The embedder gradients and the loss values; no parameter of ``model`` is changed
@@ -321,7 +345,7 @@ def meta_gradient_exact(model: nn.Module, source_embedder: nn.Module, batch: Met
     params = meta_params(model)
     phi = [p for n, p in params.items() if n.startswith(EMBEDDER)]
     obj = mona_objective(model, source_embedder, params, batch, loss_fn, lam, alpha, steps, create_graph=True,
-                         design=design)
+                         design=design, buffers=buffers)
     grads = torch.autograd.grad(obj.total, phi, allow_unused=True)  # unused: λ = 0 without L_inner
     grads = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, phi)]
     return _meta_step(grads, obj.total, obj.inner, obj.outer)
@@ -342,21 +366,22 @@ class FirstOrder:
 
 
 def first_order(model: nn.Module, source_embedder: nn.Module, batch: MetaBatch, loss_fn, alpha: float,
-                outer_kind: str) -> FirstOrder:
+                outer_kind: str, phi_grads: bool = True) -> FirstOrder:
     """Steps 1-4 of Alg. 1 for S = 1 with first-order gradients only (the real BatchNorm
-    statistics advance once, on the L_inner forward)."""
+    statistics advance once, on the L_inner forward). ``phi_grads`` False: ∇_φ L_inner is not
+    taken (``grad_phi`` empty; the backward stops at the encoder's input)."""
     params = meta_params(model)
     names = list(params)
     phi_names = [n for n in names if n.startswith(EMBEDDER)]
     enc_names = [n for n in names if n.startswith(ENCODER)]
     # L_inner and its gradients w.r.t. φ_e and θ_f (the predictor's step is never read for S = 1)
     loss_inner = task_loss(model, params, batch.x, batch.y, loss_fn)
-    wrt = phi_names + enc_names
+    wrt = (phi_names if phi_grads else []) + enc_names
     grads = dict(zip(wrt, torch.autograd.grad(loss_inner, [params[n] for n in wrt])))
     virtual = {n: (params[n] - alpha * grads[n]).detach().requires_grad_(True) for n in enc_names}
     outer = outer_loss(model.encoder, encoder_params(virtual), source_embedder, batch.x_s, batch.y_s, outer_kind)
     v = torch.autograd.grad(outer.total, [virtual[n] for n in enc_names])
-    return FirstOrder(params, phi_names, enc_names, loss_inner, [grads[n] for n in phi_names], outer, v)
+    return FirstOrder(params, phi_names, enc_names, loss_inner, [grads[n] for n in phi_names if phi_grads], outer, v)
 
 
 def _combine(fo: FirstOrder, mixed: list[torch.Tensor], lam: float, alpha: float, design: LossDesign) -> MetaStep:
@@ -365,6 +390,88 @@ def _combine(fo: FirstOrder, mixed: list[torch.Tensor], lam: float, alpha: float
     meta = [g - lam * alpha * h for g, h in zip(inner, mixed)]
     total = lam * fo.outer.total + (fo.loss_inner if design.inner_loss else 0.0)
     return _meta_step(meta, torch.as_tensor(total), fo.loss_inner, fo.outer)
+
+
+def has_grouped_convolution(model: nn.Module) -> bool:
+    """Whether ``model`` has a grouped (e.g. depthwise) convolution: there the double backward
+    of ``meta_gradient_unrolled`` is slow: PyTorch's ``_convolution_double_backward`` computes
+    the weight term of a convolution's input gradient even when no weight needs it, and for a
+    grouped one a group at a time (EfficientNet-Lite0: ~8,300 one-channel convolutions per step,
+    ~0.13 s when timed alone)."""
+    return any(isinstance(m, nn.modules.conv._ConvNd) and m.groups > 1 for m in model.modules())
+
+
+def meta_gradient_exact(model: nn.Module, source_embedder: nn.Module, batch: MetaBatch, loss_fn,
+                        lam: float, alpha: float, steps: int, design: LossDesign = LossDesign(),
+                        reverse_over_forward: bool = True) -> MetaStep:
+    """∇_φ L' exactly (second order, any S).
+
+    S = 1 on a network with grouped convolutions (``has_grouped_convolution``; the embedded
+    default's EfficientNet-Lite0): reverse-over-forward (``meta_gradient_reverse_over_forward``),
+    no double backward. Otherwise: ``meta_gradient_unrolled``, autograd through the S inner
+    steps. The two agree to rounding (~1e-14 in float64). Where reverse-over-forward fails (an
+    operation whose forward-mode formula reverse mode cannot differentiate, e.g. softmax's,
+    which works in place) the step is redone unrolled and ``fell_back`` set: the caller then
+    passes ``reverse_over_forward=False`` for that network (``MonaTrainable``).
+
+    Returns:
+        The embedder gradients and the loss values; no parameter of ``model`` is changed
+        (the embedder's BatchNorm statistics advance once, as in a plain training step).
+    """
+    if steps == 1 and reverse_over_forward and has_grouped_convolution(model):
+        try:
+            return meta_gradient_reverse_over_forward(model, source_embedder, batch, loss_fn, lam, alpha, design)
+        except (RuntimeError, NotImplementedError) as e:
+            log.warning("MoNA exact meta-gradient: reverse-over-forward is not differentiable on this "
+                        "network (%s); using the unrolled double backward", e)
+            # its first forward advanced the real BatchNorm statistics: scratch copies here
+            step = meta_gradient_unrolled(model, source_embedder, batch, loss_fn, lam, alpha, steps, design,
+                                          buffers=scratch_buffers(model))
+            return dataclasses.replace(step, fell_back=True)
+    return meta_gradient_unrolled(model, source_embedder, batch, loss_fn, lam, alpha, steps, design)
+
+
+def meta_gradient_reverse_over_forward(model: nn.Module, source_embedder: nn.Module, batch: MetaBatch, loss_fn,
+                                       lam: float, alpha: float, design: LossDesign = LossDesign()) -> MetaStep:
+    """∇_φ L' for S = 1 (exact), the mixed product reverse-over-forward.
+
+    ∇_φ L' = ∇_φ [L_inner - λ α D],  D(φ) = d/dt L_inner(φ, θ_f + t v) at t = 0 = <∇_θf L_inner, v>,
+    v = ∇_θf L_outer(θ_f*) held fixed (``first_order``; ∇_φ of D is the mixed product). D comes
+    from one L_inner pass with θ_f as forward-mode dual tensors (tangent v), and one reverse
+    pass differentiates L_inner - λ α D. Convolutions then run only forward and first-order
+    backward kernels: the unrolled double backward's unused per-group weight terms
+    (``has_grouped_convolution``) are never computed. The price is a second L_inner forward.
+    The loss is differentiated apart: D = <∇_out loss, d out/dt> by a small double backward at
+    the network output (PyTorch's forward-mode formula of log_softmax works in place and
+    cannot be differentiated again).
+
+    Returns:
+        As ``meta_gradient_exact``.
+
+    Raises:
+        RuntimeError or NotImplementedError: an operation has no forward-mode derivative, or
+            one that reverse mode cannot differentiate (e.g. softmax attention). The real
+            BatchNorm statistics have then advanced (``first_order``).
+    """
+    fo = first_order(model, source_embedder, batch, loss_fn, alpha, design.outer_loss, phi_grads=False)
+    phi = [fo.params[n] for n in fo.phi_names]
+    fixed = {n: p.detach() for n, p in fo.params.items() if not n.startswith(EMBEDDER)}
+    with fwAD.dual_level():
+        dual = {n: fwAD.make_dual(fixed[n], vn) for n, vn in zip(fo.enc_names, fo.v)}
+        # scratch buffers: the real BatchNorm statistics advanced in first_order
+        out = functional_call(model, {**scratch_buffers(model), **fixed, **dual, **dict(zip(fo.phi_names, phi))},
+                              (batch.x,))
+        primal, tangent = fwAD.unpack_dual(out)
+    loss = loss_fn(primal, batch.y)  # L_inner again, same value
+    objective = loss if design.inner_loss else loss.new_zeros(())
+    if tangent is not None and lam * alpha != 0:  # None: the output does not depend on θ_f
+        (g_out,) = torch.autograd.grad(loss, primal, create_graph=True)
+        objective = objective - lam * alpha * (g_out * tangent).sum()
+    grads = (torch.autograd.grad(objective, phi, allow_unused=True) if objective.requires_grad
+             else [None] * len(phi))  # λ = 0 without L_inner
+    grads = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, phi)]
+    total = lam * fo.outer.total + (fo.loss_inner if design.inner_loss else 0.0)
+    return _meta_step(grads, torch.as_tensor(total), fo.loss_inner, fo.outer)
 
 
 def meta_gradient_finite_difference(model: nn.Module, source_embedder: nn.Module, batch: MetaBatch,
@@ -498,6 +605,7 @@ class MonaTrainable(TwoStageTrainable):
                 "activations have kinks where central differences are not second derivatives (measured "
                 "~44x off on EfficientNet-Lite0). Use --set meta_grad=jvp (exact, S = 1) or exact.")
         self.design = LossDesign(self.cfg.inner_loss, self.cfg.outer_loss)
+        self.reverse_over_forward = True  # exact mode, S = 1: until it fails on this network
         self.load_source(self.cfg.source_max_samples)
 
     def stage1_optimizer(self) -> torch.optim.Optimizer:
@@ -512,8 +620,10 @@ class MonaTrainable(TwoStageTrainable):
     def _meta_gradient(self, batch: MetaBatch) -> MetaStep:
         cfg = self.cfg
         if cfg.meta_grad == "exact":
-            return meta_gradient_exact(self.model, self.source_embedder, batch, self.loss_fn,
-                                       cfg.lam, cfg.alpha, cfg.inner_steps, design=self.design)
+            step = meta_gradient_exact(self.model, self.source_embedder, batch, self.loss_fn, cfg.lam, cfg.alpha,
+                                       cfg.inner_steps, self.design, self.reverse_over_forward)
+            self.reverse_over_forward &= not step.fell_back
+            return step
         if cfg.meta_grad == "jvp":
             return meta_gradient_jvp(self.model, self.source_embedder, batch, self.loss_fn, cfg.lam, cfg.alpha,
                                      design=self.design)

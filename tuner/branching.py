@@ -21,7 +21,7 @@ Order of trials:
    that can become ready, a new configuration is drawn.
 
 When to use it: a method with a stage 1 (Emb, ORCA, MoNA) when stage 1 is a large share of a
-trial's cost (MoNA's stage-1 step costs ~3.4x a plain step on the embedded default) and a
+trial's cost (MoNA's stage-1 step costs ~3x a plain step on the embedded default) and a
 search over stage-2 dimensions with few stage-1 configurations to try, e.g. a stage-2 learning
 rate search with λ held (``--set lambda=0.5 --branching 1``). It searches stage 1 coarsely (K
 points): to map stage-1 sensitivity use ``--sensitivity``; to search stage 1 finely, plain
