@@ -46,10 +46,11 @@ def test_the_driver_resolves_a_sweep_without_importing_model_or_metric_libraries
     import subprocess
     import sys
 
+    heavy = ("timm", "torchvision", "sklearn", "scipy.stats", "transformers")
     code = ("import sys\n"
             "from tuner import experiment, sweep, tables\n"
             "from tuner.spec import SweepSpec\n"
             f"SweepSpec(task='spherical', method='mona', data_dir={str(tmp_path)!r}).resolve()\n"
-            "print(sorted(m for m in ('timm', 'torchvision', 'sklearn', 'scipy.stats', 'transformers') if m in sys.modules))\n")
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
