@@ -131,3 +131,15 @@ def test_sweep_branches_share_their_roots_stage1(ray_local, tmp_path):
         mine = history[history["trial_id"] == row.trial_id]
         assert row.samples_total == mine["samples"].sum()
         assert (mine[mine["stage"] == 1]["samples"] == 0).all() == row.stage1_reused
+
+
+def test_fewer_roots_than_trial_slots_is_warned(ray_local, tmp_path, caplog):
+    import logging
+
+    from tuner import experiment
+
+    spec = SweepSpec(method="mona", data_dir=str(tmp_path / "data"), storage=str(tmp_path / "r"), name="w",
+                     num_samples=3, branching=1, **TOY)
+    with caplog.at_level(logging.WARNING, logger="tuner.experiment"):
+        experiment.build_tuner(spec.resolve(), data_source="test")
+    assert "1 stage-1 root(s) for 2 trials at once: 1 slot(s) wait" in caplog.text  # ray_local: 2 CPUs

@@ -151,3 +151,20 @@ def stage1_ended(result: dict, stage1_epochs: int) -> bool:
     if result.get("diverged", False):
         return False
     return result.get("stage") == 2 or (result.get("stage") == 1 and result.get("stage_epoch", 0) >= stage1_epochs)
+
+
+def waiting_slots_message(configs: int, seeds: int, concurrency: int | None) -> str:
+    """A warning when fewer roots (K x seeds) than trials run at once: the other slots wait until
+    a root's stage 1 ends (rule 2 above); '' when none wait (or concurrency is unlimited).
+
+    >>> waiting_slots_message(1, 1, 2)[:52]
+    '--branching 1 x --seeds 1 = 1 stage-1 root(s) for 2 '
+    >>> waiting_slots_message(2, 1, 2)
+    ''
+    """
+    roots = configs * seeds
+    if not concurrency or roots >= concurrency:
+        return ""
+    return (f"--branching {configs} x --seeds {seeds} = {roots} stage-1 root(s) for {concurrency} trials at once: "
+            f"{concurrency - roots} slot(s) wait until a root's stage 1 ends (branches start from a trained "
+            f"root); K x seeds >= {concurrency} keeps every slot busy")

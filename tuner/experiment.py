@@ -35,7 +35,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from search_spaces.overrides import overridden_space
 from trainables.metrics import get_metric
 from trainables.registry import get_method, get_task
-from tuner.branching import BranchingOptunaSearch
+from tuner.branching import BranchingOptunaSearch, waiting_slots_message
 from tuner.budget import SampleBudget
 from tuner.optuna_search import PruneAwareOptunaSearch, fail_running_trials
 from tuner.progress import ProgressCallback
@@ -158,11 +158,15 @@ def build_tuner(resolved: ResolvedSpec, data_source: str, trainable: type | None
     if not verbose:
         callbacks.append(ProgressCallback(resolved.expected_trials, resolved.varying_keys(), mode,
                                           upper_bound=not resolved.repeats))
+    concurrency = max_concurrent(resolved, search)
+    if resolved.spec.branching and (waiting := waiting_slots_message(resolved.spec.branching, resolved.spec.seeds,
+                                                                     concurrency)):
+        log.warning(waiting)
     return tune.Tuner(
         resourced_trainable(resolved, trainable),
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            metric=METRIC, mode=mode, max_concurrent_trials=max_concurrent(resolved, search),
+            metric=METRIC, mode=mode, max_concurrent_trials=concurrency,
             reuse_actors=True, trial_dirname_creator=trial_dirname, **search,
         ),
         run_config=tune.RunConfig(
