@@ -265,7 +265,8 @@ def run_benchmark(base: dict, lrs: tuple, train_samples: int | None, num_samples
         out["curves"], meta = load_curves(curves_file)
         out.update(meta, curves_from=str(curves_file))
     else:
-        spec = SweepSpec(**kwargs, name="grid", fixed=fixed, seed=TRIAL_SEED)
+        # num_samples: the grid's size, which the progress lines count trials against
+        spec = SweepSpec(**{**kwargs, "num_samples": len(lrs)}, name="grid", fixed=fixed, seed=TRIAL_SEED)
         grid = run_sweep(spec, search=dict(num_samples=1, scheduler=FIFOScheduler()),
                          param_space={**held, KEY: tune.grid_search(list(lrs))})
         check_grid(grid.trials, lrs, out["epochs"])
