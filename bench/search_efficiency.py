@@ -189,19 +189,27 @@ def screen_order(curves: dict, lrs: tuple, top_k: int) -> list[tuple[float, int,
     all are in, the ``top_k`` best by that epoch continued from their checkpoints to full length."""
     first = simulate_slots([(lr, [lookup(curves, lr)[0]["time_this_iter_s"]]) for lr in lrs], SLOTS)
     barrier = max(t for t, _, _ in first)
-    best = sorted(lrs, key=lambda lr: best_of(lookup(curves, lr)[:1]))[:top_k]
-    rest = simulate_slots([(lr, [r["time_this_iter_s"] for r in lookup(curves, lr)[1:]]) for lr in best], SLOTS,
-                          start=barrier)
-    events = [(lr, epoch) for _, lr, epoch in first] + [(lr, epoch + 1) for _, lr, epoch in rest]
-    return [(lr, e, lookup(curves, lr)[e - 1]["val_metric"], lookup(curves, lr)[e - 1]["time_this_iter_s"])
-            for lr, e in events]
+    rest = simulate_slots([(lr, [r["time_this_iter_s"] for r in lookup(curves, lr)[1:]])
+                           for lr in screen_keeps(curves, lrs, top_k)], SLOTS, start=barrier)
+    return recorded_results(curves, [(lr, epoch) for _, lr, epoch in first]
+                            + [(lr, epoch + 1) for _, lr, epoch in rest])
+
+
+def screen_keeps(curves: dict, lrs: tuple, top_k: int) -> list[float]:
+    """The ``top_k`` rates by their first epoch's validation error (ties in grid order)."""
+    return sorted(lrs, key=lambda lr: best_of(lookup(curves, lr)[:1]))[:top_k]
+
+
+def recorded_results(curves: dict, events: list[tuple[float, int]]) -> list[tuple[float, int, float, float]]:
+    """(lr, epoch) events as results (lr, stage-2 epoch, val_metric, time_this_iter_s) from the curves."""
+    rows = [(lr, e, lookup(curves, lr)[e - 1]) for lr, e in events]
+    return [(lr, e, row["val_metric"], row["time_this_iter_s"]) for lr, e, row in rows]
 
 
 def grid_simulated(curves: dict, lrs: tuple) -> list[tuple[float, int, float, float]]:
     """The grid's FIFO on ``SLOTS`` slots simulated on the recorded times (checks the simulation)."""
     events = simulate_slots([(lr, [r["time_this_iter_s"] for r in lookup(curves, lr)]) for lr in lrs], SLOTS)
-    return [(lr, e, lookup(curves, lr)[e - 1]["val_metric"], lookup(curves, lr)[e - 1]["time_this_iter_s"])
-            for _, lr, e in events]
+    return recorded_results(curves, [(lr, e) for _, lr, e in events])
 
 
 # ---- figures ---------------------------------------------------------------------------------------
@@ -215,11 +223,12 @@ def first_rung_note(curves: dict, lrs: tuple, target: float, grace: int, reducti
     at = {lr: best_of(lookup(curves, lr)[grace - 1:grace]) for lr in lrs}
     rank = {lr: 1 + sum(v < at[lr] for v in at.values()) for lr in lrs}  # ties share the better rank
     good = [lr for lr in lrs if best_of(lookup(curves, lr)) <= target]
-    kept = sorted(lrs, key=lambda lr: best_of(lookup(curves, lr)[:1]))[:TOP_K]
+    kept = screen_keeps(curves, lrs, TOP_K)
     return (f"- at stage-2 epoch {grace} (ASHA's first rung, keeping the top 1/{reduction}) the {len(lrs)} rates score "
             f"{min(at.values()):.2f}-{max(at.values()):.2f}%; the rates that reach the target rank "
             + ", ".join(f"{lr:.2g}: {ordinal(rank[lr])}" for lr in good)
-            + f" of {len(lrs)} there (ties share the better rank); the one-epoch screen keeps {', '.join(f'{lr:.2g}' for lr in kept)} (ties broken in grid order)")
+            + f" of {len(lrs)} there (ties share the better rank); the one-epoch screen keeps "
+            + f"{', '.join(f'{lr:.2g}' for lr in kept)} (ties broken in grid order)")
 
 
 def best_of(rows: list[dict]) -> float:
@@ -329,7 +338,7 @@ def report(out: dict, lrs: tuple, setup: str, speedup: float) -> list[str]:
         f"Ground truth: the full grid, run for real ({grid_epochs} trial-epochs, FIFO, {out['grid_wall_s']:.0f} s wall"
         + (f"; curves and the validation sweep read from {out['curves_from']}, not re-run" if out["curves_from"]
            else "")
-        + f"). Validation error (%) per stage-2 epoch:", "",
+        + "). Validation error (%) per stage-2 epoch:", "",
         *truth_table(curves, lrs, epochs), "",
         f"Grid's best validation error {best:.2f}% -> target <= {target:.2f}%; reached by lr {', '.join(within)}.", "",
         f"Searchers: {len(seeds)} searcher seeds {list(seeds)} (the sampler's; every trial at seed {TRIAL_SEED}), "

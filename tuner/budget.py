@@ -6,9 +6,10 @@ A search's cost is what its trials train, not its trial count or stage-2 epochs:
 the trial processed so far, both stages, a replayed stage 1 counting zero:
 ``TwoStageTrainable.step``); ``SampleBudget`` sums the latest value of every trial and, once the
 sum reaches the budget, ends each trial at its next result (as pruned, results kept) and then the
-experiment. The budget is overshot by at most one epoch of each trial running at that moment. A sample is a sample whatever it costs: a MoNA stage-1 sample costs
-~3.4x a stage-2 one on the embedded default (``bench/RESULTS.md``), so compare methods with
-different stage 1s in trial-seconds too.
+experiment. The budget is overshot by at most one epoch of each trial running at that moment.
+A sample is a sample whatever it costs: a MoNA stage-1 sample costs ~3x a stage-2 one on the
+embedded default (``bench/RESULTS.md``), so compare methods with different stage 1s in
+trial-seconds too.
 
 On ``--resume`` the ended trials' totals are read back from the results store, so the budget
 counts what the interrupted run spent.
@@ -16,6 +17,7 @@ counts what the interrupted run spent.
 from __future__ import annotations
 
 import logging
+import os
 
 from ray.tune import Callback, Stopper
 
@@ -28,9 +30,10 @@ class SampleBudget(Stopper, Callback):
     Passed to Tune twice, as ``RunConfig(stop=...)`` and in ``callbacks``: as a stopper it ends
     each trial that reports once the budget is spent (Tune's normal stop, so the scheduler, the
     searcher and the store see a pruned trial), and ends the experiment (``stop_all``, which Tune
-    carries out without telling callbacks or the searcher) only once every trial it saw has ended; as a callback it learns which trials ended otherwise (ASHA,
-    completion, error). A trial Tune started that had not reported when the experiment ends trained
-    nothing counted and gets no store row; its Optuna trial is marked FAIL (``fail_running_study_trials``).
+    carries out without telling callbacks or the searcher) only once every trial it saw has ended;
+    as a callback it learns which trials ended otherwise (ASHA, completion, error). A trial Tune
+    started that had not reported when the experiment ends trained nothing counted and gets no
+    store row; its Optuna trial is marked FAIL (``fail_running_study_trials``).
 
     Args:
         budget: training samples, > 0.
@@ -82,8 +85,6 @@ class SampleBudget(Stopper, Callback):
 
 def fail_running_study_trials(storage: str, experiment: str) -> int:
     """Mark FAIL the Optuna study's RUNNING trials (Tune ended them unreported); returns how many."""
-    import os
-
     from tuner.optuna_search import fail_running_trials
     from tuner.store import optuna_study_path
 

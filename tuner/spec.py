@@ -187,8 +187,7 @@ def _settle_scale(task, root: Path, scale: str, backbone: str | None, init: str,
         return "mini", ""
     paper_backbone = get_backbone(backbone or default_backbone(task.modality, "paper"))
     # weights looked up only when the data is here (a timm backbone's lookup imports timm: ~5 s)
-    paper_ready = not missing and (init == "random" or pretrained_available(paper_backbone, weights))
-    if paper_ready:
+    if not missing and (init == "random" or pretrained_available(paper_backbone, weights)):
         return "paper", ""
     if not task.has_mini:
         raise ValueError(f"task {task.name!r} needs {', '.join(missing) or 'pretrained weights'} "
