@@ -79,9 +79,11 @@ def test_sigkilled_driver_resumes_without_rerunning_or_duplicating(driver_env, t
 
     def one_ended_and_one_running():
         """one trial ended while another has reported, and Tune's experiment snapshot (written at
-        most every 10 s, more rarely when a snapshot is slow) is newer than every running trial's
-        first checkpoint: a trial killed before any snapshot names its checkpoint rightly
-        restarts from its first epoch on resume, which is not what this test checks"""
+        most every 10 s, more rarely when a snapshot is slow) is newer than every ended trial's end
+        and every running trial's first checkpoint. Tune resumes from that snapshot: a trial that
+        ended after it rightly re-runs its epochs since its last checkpoint (to the same result),
+        and a trial killed before any snapshot names its checkpoint restarts from its first epoch;
+        neither is what this test checks"""
         trials, history = store.read_trials(storage, name), store.read_history(storage, name)
         running = set(history.trial_id) - set(trials.trial_id) if len(history) else set()
         if not (len(trials) >= 1 and running):
@@ -89,7 +91,8 @@ def test_sigkilled_driver_resumes_without_rerunning_or_duplicating(driver_env, t
         snapshots = glob.glob(os.path.join(storage, name, "experiment_state-*.json"))
         latest = max((os.path.getmtime(f) for f in snapshots), default=0.0)
         first_reports = history[history.trial_id.isin(running)].groupby("trial_id")["written_at"].min()
-        return latest - 0.5 > max(t.timestamp() for t in first_reports) and (trials, history)
+        covered = max(t.timestamp() for t in [*first_reports, *trials.written_at])
+        return latest - 0.5 > covered and (trials, history)
 
     ended_before, _ = _wait_for(one_ended_and_one_running)
     driver.send_signal(signal.SIGKILL)
