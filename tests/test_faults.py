@@ -81,7 +81,7 @@ def test_sigkilled_driver_resumes_without_rerunning_or_duplicating(driver_env, t
         """one trial ended while another has reported, and Tune's experiment snapshot (written at
         most every 10 s, more rarely when a snapshot is slow) is newer than every ended trial's end
         and every running trial's first checkpoint. Tune resumes from that snapshot: a trial that
-        ended after it rightly re-runs its epochs since its last checkpoint (to the same result),
+        ended after it rightly re-runs its epochs since the checkpoint it names (to the same result),
         and a trial killed before any snapshot names its checkpoint restarts from its first epoch;
         neither is what this test checks"""
         trials, history = store.read_trials(storage, name), store.read_history(storage, name)
